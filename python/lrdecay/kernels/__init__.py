@@ -1,0 +1,1 @@
+"""Triton kernels shipped with lrdecay, one op per file. Importing this package does not import triton."""

@@ -1,0 +1,14 @@
+//! Pure-Rust core of lrdecay. No Python here: `cargo test` runs without an interpreter.
+//!
+//! - [`rng`]: counter-based random streams, so every sample depends only on (seed, stream, index).
+//! - [`data`]: pattern datasets with tractable complexity.
+//! - [`noise`]: label-noise injection.
+//! - [`ledger`]: the per-sample learned / forgotten / memorized ledger.
+
+pub mod data;
+pub mod error;
+pub mod ledger;
+pub mod noise;
+pub mod rng;
+
+pub use error::{CoreError, Result};

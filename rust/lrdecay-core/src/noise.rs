@@ -1,0 +1,1 @@
+//! TODO(owner of this module): see the issue.
