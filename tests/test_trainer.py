@@ -281,3 +281,21 @@ def test_cli_train(tmp_path, capsys):
         main(["train", "--config", str(tmp_path / "cfg.json"), "--data", str(tmp_path / "d.npz"), "--lr", "-1"])
     assert e.value.code == 2
     assert "lr must be" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_equals_eager():
+    ds = clusters(1000, seed=8, noise=0.2)  # 1000 = 7 full batches of 128 + a tail of 104
+    runs = []
+    for graph in (True, False):
+        cfg = small_config(epochs=4, batch_size=128, optimizer="fused", cuda_graph=graph, device="cuda",
+                           milestones=[1, 3], width=64)
+        t = Trainer(cfg, dataset=ds, test_sets={"t": ds})
+        assert t.use_graph == graph
+        runs.append(t.fit())
+    g, e = runs
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("time", "elapsed")} for r in h]
+    assert strip(g.history) == strip(e.history)
+    for a, b in zip(g.model.state_dict().values(), e.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
