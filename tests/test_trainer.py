@@ -263,6 +263,20 @@ def test_cosine_lr_matches_torch():
     assert [cfg.lr_at_epoch(e) for e in range(6)] == pytest.approx(want, rel=1e-12)
 
 
+@pytest.mark.parametrize("schedule", ["multistep", "step", "exponential", "cosine", "constant"])
+def test_fused_optimizer_run_equals_torch_sgd_run(schedule):
+    pytest.importorskip("lrdecay.optim")
+    ds = clusters(203, seed=3, noise=0.2)
+    kw = dict(epochs=4, schedule=schedule, milestones=[1, 3], step_size=2, gamma=0.5, eta_min=0.01)
+    fused = train(small_config(optimizer="fused", **kw), dataset=ds)
+    plain = train(small_config(optimizer="torch", **kw), dataset=ds)
+    assert [h["lr"] for h in fused.history] == pytest.approx([h["lr"] for h in plain.history], rel=1e-12)
+    for a, b in zip(fused.history, plain.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    for p, q in zip(fused.model.parameters(), plain.model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
 def test_cli_train(tmp_path, capsys):
     from lrdecay.cli import main
 

@@ -88,9 +88,12 @@ def test_ctrl_c_checkpoint_then_resume_equals_uninterrupted(tmp_path, n, batch, 
     assert _strip(read_jsonl(out / "log.jsonl")) == _strip(read_jsonl(tmp_path / "full" / "log.jsonl"))
 
 
-def test_resume_from_epoch_checkpoint_via_trainer_steps(tmp_path):
+@pytest.mark.parametrize("optimizer", ["torch", "fused"])
+def test_resume_from_epoch_checkpoint_via_trainer_steps(tmp_path, optimizer):
+    if optimizer == "fused":
+        pytest.importorskip("lrdecay.optim")
     ds = clusters(120, seed=12, noise=0.1)
-    cfg = small_config(epochs=4, batch_size=25, schedule="multistep", milestones=[1, 3])
+    cfg = small_config(epochs=4, batch_size=25, schedule="multistep", milestones=[1, 3], optimizer=optimizer)
     full = train(cfg, dataset=ds)
     t = Trainer(cfg, dataset=ds)
     t.run_epoch()
