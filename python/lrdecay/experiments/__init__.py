@@ -1,0 +1,38 @@
+"""The paper's experiments, one module per claim, and a registry.
+
+``EXPERIMENTS`` maps a name to its module (``stages`` C1, ``gd`` C2, ``beliefs`` C3, ``memorization`` C4,
+``complexity`` C5, ``transfer`` C6, ``autodecay`` C7). Each module has ``run(preset, seeds=, out_dir=,
+device=, cache=)`` returning a JSON-serializable result with a verdict computed by its ``judge`` from the
+per-seed numbers, following the rule ``RULE`` written next to it. See :mod:`lrdecay.experiments.common`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+__all__ = ["EXPERIMENTS", "NAMES", "get", "run"]
+
+#: name -> claim id, in report order
+NAMES = {
+    "stages": "C1",
+    "gd": "C2",
+    "beliefs": "C3",
+    "memorization": "C4",
+    "complexity": "C5",
+    "transfer": "C6",
+    "autodecay": "C7",
+}
+EXPERIMENTS = tuple(NAMES)
+
+
+def get(name: str) -> ModuleType:
+    """The experiment module called ``name`` (ValueError listing the names otherwise)."""
+    if not isinstance(name, str) or name not in NAMES:
+        raise ValueError(f"experiment must be one of {list(NAMES)}, got {name!r}")
+    return import_module(f"lrdecay.experiments.{name}")
+
+
+def run(name: str, preset: str = "quick", **kwargs) -> dict:
+    """Run experiment ``name`` with ``preset``; keyword arguments as for the module's ``run``."""
+    return get(name).run(preset, **kwargs)
