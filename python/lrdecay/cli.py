@@ -6,6 +6,7 @@ Each subcommand lives in a small ``_cmd_*`` function; ``build_parser`` wires the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -111,6 +112,86 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_seeds(text: str | None):
+    """``--seeds 3`` → 3 seeds (0, 1, 2); ``--seeds 0,5,7`` → those seeds; None → the preset's."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--seeds must be a count (e.g. 3) or a comma-separated list of ints, got {text!r}") from None
+    if not values:
+        raise ValueError(f"--seeds must not be empty, got {text!r}")
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def _default_preset(device: str | None) -> str:
+    """quick on the CPU, full when CUDA is there (and not turned off with --device cpu)."""
+    import torch
+
+    if device == "cpu" or (device in (None, "auto") and not torch.cuda.is_available()):
+        return "quick"
+    return "full"
+
+
+def _run_experiments(names, args) -> int:
+    import time
+
+    from lrdecay import experiments
+    from lrdecay.experiments.common import RunCache
+    from lrdecay.report import write_report
+
+    preset = args.preset or _default_preset(args.device)
+    seeds = _parse_seeds(args.seeds)
+    cache = RunCache()
+    results = {}
+    t0 = time.perf_counter()
+    os.makedirs(args.out, exist_ok=True)
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ({experiments.NAMES[name]}), preset {preset}", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        results[name] = experiments.run(name, preset, seeds=seeds, out_dir=args.out, device=args.device, cache=cache)
+        print(f"[{i}/{len(names)}] {name}: {results[name]['verdict']['status']} ({time.perf_counter() - t:.0f} s)",
+              file=sys.stderr, flush=True)
+    meta = {
+        "preset": preset,
+        "seeds": seeds if seeds is not None else "preset default",
+        "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")
+        + f" --out {args.out}",
+        "wall_time": time.perf_counter() - t0,
+        "notes": list(experiments.PRESET_NOTES.get(preset, [])),
+    }
+    paths = write_report(results, args.out, meta)
+    width = max(len(n) for n in names)
+    for name, r in results.items():
+        print(f"{r['claim']}  {name:<{width}}  {r['verdict']['status']}")
+    print(f"report: {paths['markdown']} ({meta['wall_time']:.0f} s)")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    args.command_line = f"lrdecay run {args.name}"
+    return _run_experiments([args.name], args)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from lrdecay import experiments
+
+    names = list(experiments.EXPERIMENTS)
+    if args.only:
+        names = []
+        for item in args.only:
+            for n in item.split(","):
+                n = n.strip()
+                if n and n not in experiments.NAMES:
+                    raise ValueError(f"--only must name experiments among {list(experiments.NAMES)}, got {n!r}")
+                if n and n not in names:
+                    names.append(n)
+    args.command_line = "lrdecay reproduce" + "".join(f" --only {n}" for n in names if args.only)
+    return _run_experiments(names, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     from lrdecay import __version__
@@ -141,6 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-graph", action="store_true", help="do not capture the step in a CUDA graph")
     tr.add_argument("--no-ledger", action="store_true", help="no per-sample ledger")
     tr.set_defaults(func=_cmd_train)
+
+    from lrdecay.experiments import NAMES, PRESETS as EXP_PRESETS
+
+    def add_experiment_flags(p: argparse.ArgumentParser, out_default: str) -> None:
+        p.add_argument("--preset", choices=list(EXP_PRESETS), default=None,
+                       help="tiny (seconds), quick (2-core CPU), full (GPU); default: quick on CPU, full on CUDA")
+        p.add_argument("--seeds", default=None, help="number of seeds (e.g. 3) or a list (e.g. 0,1,2); default: the preset's")
+        p.add_argument("--out", default=out_default, help=f"output folder (default: {out_default})")
+        p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the preset's)")
+
+    ru = sub.add_parser("run", help="run one experiment of the paper (results.json, report.md, PNGs)")
+    ru.add_argument("name", choices=list(NAMES), help="experiment: " + ", ".join(f"{n} ({c})" for n, c in NAMES.items()))
+    add_experiment_flags(ru, "report")
+    ru.set_defaults(func=_cmd_run)
+
+    rp = sub.add_parser("reproduce", help="run every experiment of the paper and write report/ (report.md, PNGs, results.json)")
+    rp.add_argument("--only", action="append", default=None, metavar="NAME",
+                    help="run only these experiments (repeatable or comma-separated)")
+    add_experiment_flags(rp, "report")
+    rp.set_defaults(func=_cmd_reproduce)
     return parser
 
 

@@ -36,3 +36,14 @@ def get(name: str) -> ModuleType:
 def run(name: str, preset: str = "quick", **kwargs) -> dict:
     """Run experiment ``name`` with ``preset``; keyword arguments as for the module's ``run``."""
     return get(name).run(preset, **kwargs)
+
+
+#: The experiment presets: tiny (seconds, tests and CI), quick (the 2-core CPU), full (a GPU).
+PRESETS = ("tiny", "quick", "full")
+
+#: What was tried while tuning each preset (shown in the report). Rules were never changed.
+PRESET_NOTES: dict[str, list[str]] = {
+    "tiny": ["tiny is a smoke test (4-class toy data, 600 samples, 6 epochs): its verdicts mean nothing."],
+    "quick": [],
+    "full": [],
+}

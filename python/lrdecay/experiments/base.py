@@ -32,7 +32,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
         "preset": "ps10", "n_train": 10_000, "n_test": 2_000, "label_noise": 0.2, "probe_groups": True,
         "model": "mlp", "width": 512, "depth": 3, "epochs": 30, "milestones": [10, 20], "batch_size": 128,
         "lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1,
-        "seeds": [0, 1, 2], "device": "cpu", "threads": None,
+        "seeds": [0, 1, 2], "device": "cpu", "threads": 1,
     },
     # GPU-sized: the prototype's 50k samples, 5 seeds
     "full": {

@@ -52,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "gd_window": 2, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
     "quick": {**_COMMON, "preset": "ps10", "n_train": 2_000, "n_test": 1_000, "width": 512, "depth": 3,
               "batch_size": 128, "epochs": 30, "milestones": [10, 20], "sgd_window": 1, "gd_steps": 300,
-              "gd_milestones": [100, 200], "gd_window": 10, "seeds": [0, 1, 2], "device": "cpu", "threads": None},
+              "gd_milestones": [100, 200], "gd_window": 10, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
     "full": {**_COMMON, "preset": "ps10", "n_train": 10_000, "n_test": 5_000, "width": 512, "depth": 3,
              "batch_size": 128, "epochs": 30, "milestones": [10, 20], "sgd_window": 1, "gd_steps": 1500,
              "gd_milestones": [500, 1000], "gd_window": 50, "seeds": [0, 1, 2, 3, 4], "device": "auto",

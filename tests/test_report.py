@@ -1,0 +1,78 @@
+"""report.md / results.json from crafted results, and the `run` / `reproduce` subcommands on tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lrdecay.cli import main
+from lrdecay.report import render_markdown, verdict_table, write_report
+
+
+def _result(name, claim, status, mean):
+    return {
+        "name": name, "claim": claim, "title": f"title {name}", "claim_text": f"claim text {name}",
+        "setup": f"setup {name}.", "preset": "tiny", "settings": {"epochs": 3}, "seeds": [0, 1, 2],
+        "per_seed": {"mem_stage1_lrDecay": [mean - 0.01, mean, mean + 0.01]},
+        "summary": {"mem_stage1_lrDecay": {"mean": mean, "std": 0.01, "values": [mean - 0.01, mean, mean + 0.01]}},
+        "table": {"headers": ["schedule", "memorized"], "rows": [["lrDecay", f"{mean:.3f} ± 0.010"]]},
+        "curves": {}, "verdict": {"status": status, "rule": f"rule of {name}", "details": {"lower": [True] * 3}},
+        "plots": [f"{name}.png"], "notes": ["a note"], "wall_time": 1.5,
+    }
+
+
+def test_write_report_files_and_content(tmp_path):
+    results = {"memorization": _result("memorization", "C4", "supported", 0.123),
+               "stages": _result("stages", "C1", "not supported", 0.5)}
+    paths = write_report(results, tmp_path, {"preset": "tiny", "command": "lrdecay reproduce", "wall_time": 3.0,
+                                             "notes": ["tried n=10k"]})
+    assert sorted(os.listdir(tmp_path)) == ["report.md", "results.json"]  # no temp files left
+    data = json.loads(open(paths["json"]).read())
+    assert data["experiments"] == results and data["meta"]["preset"] == "tiny" and data["meta"]["machine"]
+    md = open(paths["markdown"]).read()
+    assert "## C4 — title memorization (`memorization`)" in md and "## C1 — title stages" in md
+    assert "**Verdict: supported.**" in md and "**Verdict: not supported.**" in md
+    assert "rule of memorization" in md and "![memorization.png](memorization.png)" in md
+    assert "| lrDecay | 0.123 ± 0.010 |" in md and "tried n=10k" in md
+    # the verdict table shows the key numbers of the rule
+    table = verdict_table(results)
+    assert "| C4 | `memorization` | **supported** | mem_stage1_lrDecay = 0.123 ± 0.010 |" in table
+    assert md == render_markdown(results, data["meta"])
+
+
+def test_write_report_refuses_nan(tmp_path):
+    r = _result("memorization", "C4", "supported", 0.1)
+    r["summary"]["bad"] = {"mean": float("nan"), "std": 0.0, "values": []}
+    with pytest.raises(ValueError):
+        write_report({"memorization": r}, tmp_path)
+    assert not os.path.exists(tmp_path / "results.json")
+
+
+def test_cli_run_and_reproduce_tiny(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["reproduce", "--preset", "tiny", "--only", "memorization,beliefs", "--seeds", "3",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "C4  memorization" in printed and "C3  beliefs" in printed
+    data = json.loads((out / "results.json").read_text())
+    assert list(data["experiments"]) == ["memorization", "beliefs"]
+    assert data["experiments"]["beliefs"]["seeds"] == [0, 1, 2]
+    assert (out / "memorization.png").exists() and "## C3" in (out / "report.md").read_text()
+
+    out2 = tmp_path / "one"
+    assert main(["run", "autodecay", "--preset", "tiny", "--seeds", "0,1,2", "--out", str(out2)]) == 0
+    data = json.loads((out2 / "results.json").read_text())
+    assert list(data["experiments"]) == ["autodecay"]
+
+
+def test_cli_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--preset", "tiny", "--only", "nope", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "--only must name experiments" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["run", "memorization", "--preset", "tiny", "--seeds", "x", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "--seeds must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "nope"])
