@@ -193,7 +193,7 @@ class FusedSGD(Optimizer):
         if backend == "triton":
             if not _triton_available():
                 raise ValueError("backend='triton' needs the triton package; use backend='torch' or 'auto'")
-            from lrdecay.kernels.sgd_step import interpreting
+            from lrdecay.kernels import interpreting
 
             if not all_cuda and not interpreting():
                 raise ValueError(
@@ -216,7 +216,7 @@ class FusedSGD(Optimizer):
                 raise TypeError(f"FusedSGD optimizes floating-point parameters only, got dtype {t.dtype}")
         if self.backend == "triton":
             devs = {t.device for t in tensors if isinstance(t, torch.Tensor)}
-            from lrdecay.kernels.sgd_step import interpreting
+            from lrdecay.kernels import interpreting
 
             if any(d.type != "cuda" for d in devs) and not interpreting():
                 raise ValueError("backend='triton' needs CUDA parameters (or TRITON_INTERPRET=1)")

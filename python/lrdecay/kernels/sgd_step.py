@@ -21,19 +21,13 @@ import torch
 import triton
 import triton.language as tl
 
+from lrdecay.kernels import interpreting
 from lrdecay.schedules import GEOMETRIC, PERIODIC, PIECEWISE
 
 __all__ = ["sgd_step", "BLOCK", "interpreting"]
 
 BLOCK = 1024
 NO_SCHEDULE = 0
-
-
-def interpreting() -> bool:
-    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    import os
-
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @triton.jit
