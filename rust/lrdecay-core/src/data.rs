@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use crate::noise::{corrupt_unchecked, NoiseMode};
-use crate::rng::{domain, fill_gauss, purpose, StreamFamily, ZIGGURAT};
+use crate::rng::{domain, fill_gauss, fill_row_gauss, purpose, row_scalar_rng, StreamFamily, ZIGGURAT};
 use crate::{CoreError, Result};
 
 /// Upper limits that keep a request sane (and every product below inside `usize`).
@@ -212,8 +212,8 @@ pub fn centres(p: &Pattern, pattern_index: usize, n_classes: usize) -> Vec<f32> 
     out
 }
 
-/// Rows per rayon task (~64 KiB of output at D = 128).
-const ROWS_PER_TASK: usize = 128;
+/// Rows per rayon task (128 KiB of output at D = 128).
+const ROWS_PER_TASK: usize = 256;
 
 /// Fill `out` with the dataset `spec` of `n = out.y.len()` samples. Validates first; on error nothing
 /// is written.
@@ -284,23 +284,27 @@ pub fn generate(spec: &DatasetSpec, out: DatasetOut<'_>) -> Result<()> {
         .for_each(|(c, ((xc, yc), gc))| {
             let mut cluster = vec![0usize; np];
             for (r, ((xrow, yi), gi)) in xc.chunks_exact_mut(d).zip(yc.iter_mut()).zip(gc.iter_mut()).enumerate() {
-                let idx = (c * ROWS_PER_TASK + r) as u64;
-                let mut rng = rows.rng(idx);
-                let label = rng.below(k as u64) as usize;
-                // Cluster choices are drawn for every pattern, carried or not, so that a row's noise
-                // does not depend on its group.
+                let mut scalar = row_scalar_rng(rows.key((c * ROWS_PER_TASK + r) as u64));
+                // Label and cluster choices come first from the row's stream; cluster choices are drawn
+                // for every pattern, carried or not, so a row's noise does not depend on its group.
+                let label = scalar.below(k as u64) as usize;
                 for (p, pat) in spec.patterns.iter().enumerate() {
-                    cluster[p] = rng.below(pat.clusters_per_class as u64) as usize;
+                    cluster[p] = scalar.below(pat.clusters_per_class as u64) as usize;
                 }
+                fill_row_gauss(xrow, &mut scalar, t);
                 let g = *gi as usize;
                 for (p, pat) in spec.patterns.iter().enumerate() {
                     let block = &mut xrow[offsets[p]..offsets[p] + pat.dim];
-                    fill_gauss(block, pat.spread as f32, &mut rng, t);
+                    let s = pat.spread as f32;
                     if carries[g * np + p] {
                         let ci = label * pat.clusters_per_class + cluster[p];
                         let centre = &all_centres[p][ci * pat.dim..(ci + 1) * pat.dim];
                         for (v, &cv) in block.iter_mut().zip(centre) {
-                            *v += cv;
+                            *v = *v * s + cv;
+                        }
+                    } else {
+                        for v in block.iter_mut() {
+                            *v *= s;
                         }
                     }
                 }
