@@ -38,17 +38,29 @@ pub const COUNT_COLS: usize = 6;
 /// A correctness element: `bool`, or `u8` restricted to 0/1 (checked before anything is applied).
 pub trait BitLike: Copy + Sync + Send {
     fn byte(self) -> u8;
+    /// The elements as bytes (0/1 for bool), without a copy.
+    fn bytes(s: &[Self]) -> &[u8];
 }
 impl BitLike for bool {
     #[inline(always)]
     fn byte(self) -> u8 {
         self as u8
     }
+    #[inline(always)]
+    fn bytes(s: &[bool]) -> &[u8] {
+        // SAFETY: bool has the size and alignment of u8 and every bool is a valid u8 (0 or 1); the
+        // returned slice borrows `s`, so it cannot outlive it or alias a mutable borrow.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), s.len()) }
+    }
 }
 impl BitLike for u8 {
     #[inline(always)]
     fn byte(self) -> u8 {
         self
+    }
+    #[inline(always)]
+    fn bytes(s: &[u8]) -> &[u8] {
+        s
     }
 }
 
@@ -88,7 +100,7 @@ fn valid_mask(n: usize, w: usize) -> u64 {
 
 /// Pack up to 64 0/1 bytes into a word (bit `k` = element `k`).
 #[inline(always)]
-fn pack64<T: BitLike>(s: &[T]) -> u64 {
+fn pack64(s: &[u8]) -> u64 {
     // For bytes that are 0 or 1, this multiply gathers the low bit of each of the 8 bytes into the top
     // byte (byte k → bit 56 + k) without carries reaching it; checked exhaustively in the tests.
     const GATHER: u64 = 0x0102_0408_1020_4080;
@@ -96,21 +108,13 @@ fn pack64<T: BitLike>(s: &[T]) -> u64 {
     let mut chunks = s.chunks_exact(8);
     let mut k = 0;
     for ch in &mut chunks {
-        let b = [
-            ch[0].byte(),
-            ch[1].byte(),
-            ch[2].byte(),
-            ch[3].byte(),
-            ch[4].byte(),
-            ch[5].byte(),
-            ch[6].byte(),
-            ch[7].byte(),
-        ];
+        let mut b = [0u8; 8];
+        b.copy_from_slice(ch);
         w |= (u64::from_le_bytes(b).wrapping_mul(GATHER) >> 56) << (8 * k);
         k += 1;
     }
     for (j, x) in chunks.remainder().iter().enumerate() {
-        w |= ((x.byte() & 1) as u64) << (8 * k + j);
+        w |= ((x & 1) as u64) << (8 * k + j);
     }
     w
 }
@@ -125,6 +129,21 @@ fn add_sliced(planes: &mut [[u64; BLOCK_WORDS]], j: usize, mut carry: u64) {
         let t = p[j] & carry;
         p[j] ^= carry;
         carry = t;
+    }
+}
+
+/// Write the value `e` into the lanes `m` of a bit-sliced value (`planes` must hold `e`).
+#[inline(always)]
+fn set_sliced(planes: &mut [[u64; BLOCK_WORDS]], j: usize, m: u64, e: usize) {
+    if m == 0 {
+        return;
+    }
+    for (k, p) in planes.iter_mut().enumerate() {
+        if (e >> k) & 1 == 1 {
+            p[j] |= m;
+        } else {
+            p[j] &= !m;
+        }
     }
 }
 
@@ -154,6 +173,10 @@ struct Block {
     times_correct: Vec<[u64; BLOCK_WORDS]>,
     presentations: Vec<[u64; BLOCK_WORDS]>,
     forgetting: Vec<[u64; BLOCK_WORDS]>,
+    /// Bit-sliced epoch index: first correct presentation (valid where `ever`).
+    first_learned: Vec<[u64; BLOCK_WORDS]>,
+    /// Bit-sliced epoch index: first presentation of the current correct run (valid where `last`).
+    run_start: Vec<[u64; BLOCK_WORDS]>,
 }
 
 impl Block {
@@ -164,10 +187,18 @@ impl Block {
             times_correct: Vec::new(),
             presentations: Vec::new(),
             forgetting: Vec::new(),
+            first_learned: Vec::new(),
+            run_start: Vec::new(),
         }
     }
     fn ensure_planes(&mut self, planes: usize) {
-        for v in [&mut self.times_correct, &mut self.presentations, &mut self.forgetting] {
+        for v in [
+            &mut self.times_correct,
+            &mut self.presentations,
+            &mut self.forgetting,
+            &mut self.first_learned,
+            &mut self.run_start,
+        ] {
             while v.len() < planes {
                 v.push([0; BLOCK_WORDS]);
             }
@@ -180,9 +211,15 @@ impl Block {
 enum Groups {
     None,
     /// `masks[w * n_groups + g]`: samples of word `w` in group `g`.
-    Masks { n_groups: usize, masks: Vec<u64> },
+    Masks {
+        n_groups: usize,
+        masks: Vec<u64>,
+    },
     /// Group id per sample, for many groups.
-    Ids { n_groups: usize, ids: Vec<u32> },
+    Ids {
+        n_groups: usize,
+        ids: Vec<u32>,
+    },
 }
 
 impl Groups {
@@ -247,9 +284,6 @@ pub struct Ledger {
     n: usize,
     n_epochs: usize,
     blocks: Vec<Block>,
-    first_learned: Vec<i32>,
-    /// Epoch of the first presentation of the current correct run (valid where `last` is set).
-    run_start: Vec<i32>,
     /// `n_epochs * words` words each: epoch-major bit planes.
     hist_correct: Vec<u64>,
     hist_presented: Vec<u64>,
@@ -302,12 +336,20 @@ fn check_bits<T: BitLike>(xs: &[T], what: &str) -> Result<()> {
 impl Ledger {
     /// A ledger for `n` samples. `groups[i] < n_groups` is sample i's group; `flipped[i]` marks a
     /// label-flipped sample.
-    pub fn new(n: usize, groups: Option<&[i64]>, n_groups: usize, flipped: Option<&[bool]>) -> Result<Self> {
+    pub fn new(
+        n: usize,
+        groups: Option<&[i64]>,
+        n_groups: usize,
+        flipped: Option<&[bool]>,
+    ) -> Result<Self> {
         if n == 0 {
             return Err(CoreError::value("n_samples must be >= 1"));
         }
         if n > (i32::MAX as usize) {
-            return Err(CoreError::value(format!("n_samples must be <= {}", i32::MAX)));
+            return Err(CoreError::value(format!(
+                "n_samples must be <= {}",
+                i32::MAX
+            )));
         }
         let words = words_for(n);
         let groups = match groups {
@@ -335,7 +377,10 @@ impl Ledger {
                     }
                     Groups::Masks { n_groups, masks }
                 } else {
-                    Groups::Ids { n_groups, ids: g.iter().map(|&x| x as u32).collect() }
+                    Groups::Ids {
+                        n_groups,
+                        ids: g.iter().map(|&x| x as u32).collect(),
+                    }
                 }
             }
         };
@@ -348,15 +393,13 @@ impl Ledger {
                         f.len()
                     )));
                 }
-                Some(f.chunks(64).map(pack64).collect())
+                Some(BitLike::bytes(f).chunks(64).map(pack64).collect())
             }
         };
         Ok(Ledger {
             n,
             n_epochs: 0,
             blocks: vec![Block::new(); words.div_ceil(BLOCK_WORDS)],
-            first_learned: vec![-1; n],
-            run_start: vec![-1; n],
             hist_correct: Vec::new(),
             hist_presented: Vec::new(),
             groups,
@@ -395,14 +438,20 @@ impl Ledger {
 
     fn check_can_add_epoch(&self) -> Result<()> {
         if self.n_epochs >= (i32::MAX as usize) - 1 {
-            return Err(CoreError::value("the ledger holds the maximum number of epochs (2**31 - 2)"));
+            return Err(CoreError::value(
+                "the ledger holds the maximum number of epochs (2**31 - 2)",
+            ));
         }
         Ok(())
     }
 
     /// Record a whole epoch: every sample is presented; `correct[i]` says whether sample i was right
     /// (against its observed label); `pred` are optional predicted labels.
-    pub fn record_epoch<B: BitLike, P: IntLike>(&mut self, correct: &[B], pred: Option<&[P]>) -> Result<()> {
+    pub fn record_epoch<B: BitLike, P: IntLike>(
+        &mut self,
+        correct: &[B],
+        pred: Option<&[P]>,
+    ) -> Result<()> {
         if self.pending.is_some() {
             return Err(CoreError::value(
                 "an epoch is open (record_batch was called): call end_epoch() before record_epoch()",
@@ -428,6 +477,7 @@ impl Ledger {
             check_labels(p, "pred")?;
         }
         let n = self.n;
+        let correct = B::bytes(correct);
         let pc = self.apply(|w| {
             let lo = w * 64;
             let hi = (lo + 64).min(n);
@@ -602,7 +652,9 @@ impl Ledger {
         };
         let chunk = BLOCK_WORDS * 64;
         if n >= PAR_MIN_WORDS * 64 {
-            lp.par_chunks_mut(chunk).zip(pred.par_chunks(chunk)).for_each(conv);
+            lp.par_chunks_mut(chunk)
+                .zip(pred.par_chunks(chunk))
+                .for_each(conv);
         } else {
             lp.chunks_mut(chunk).zip(pred.chunks(chunk)).for_each(conv);
         }
@@ -628,7 +680,8 @@ impl Ledger {
     /// Among flipped presented samples (presented mask per word from `pres`), how many have
     /// `last_pred == clean label`; `(0, -1)` without flip mask or clean labels.
     fn count_pred_clean(&self, pres: impl Fn(usize) -> u64 + Sync) -> (i64, i64) {
-        let (Some(f), Some(y), Some(lp)) = (&self.flipped, &self.clean_labels, &self.last_pred) else {
+        let (Some(f), Some(y), Some(lp)) = (&self.flipped, &self.clean_labels, &self.last_pred)
+        else {
             return (0, -1);
         };
         let word = |w: usize| -> (i64, i64) {
@@ -644,7 +697,10 @@ impl Ledger {
         };
         let add = |a: (i64, i64), b: (i64, i64)| (a.0 + b.0, a.1 + b.1);
         if f.len() >= PAR_MIN_WORDS {
-            (0..f.len()).into_par_iter().map(word).reduce(|| (0, 0), add)
+            (0..f.len())
+                .into_par_iter()
+                .map(word)
+                .reduce(|| (0, 0), add)
         } else {
             (0..f.len()).map(word).fold((0, 0), add)
         }
@@ -654,7 +710,7 @@ impl Ledger {
     /// `words(w)` gives (correct, presented) of word w; correct bits outside `presented` are ignored.
     fn apply(&mut self, words: impl Fn(usize) -> (u64, u64) + Sync) -> Counts {
         let nw = self.words();
-        let epoch = self.n_epochs as i32;
+        let epoch = self.n_epochs;
         let planes = (usize::BITS - (self.n_epochs + 1).leading_zeros()) as usize;
         let start = self.hist_correct.len();
         self.hist_correct.resize(start + nw, 0);
@@ -664,12 +720,8 @@ impl Ledger {
         let groups = &self.groups;
         let flipped = self.flipped.as_deref();
         let g = groups.n_groups();
-        let spb = BLOCK_WORDS * 64;
 
-        let work = |(b, (blk, (fl, (rs, (hc, hp))))): (
-            usize,
-            (&mut Block, (&mut [i32], (&mut [i32], (&mut [u64], &mut [u64])))),
-        )| {
+        let work = |b: usize, blk: &mut Block, hc: &mut [u64], hp: &mut [u64]| {
             blk.ensure_planes(planes);
             let mut cnt = Counts::zero(g);
             for j in 0..hc.len() {
@@ -680,20 +732,8 @@ impl Ledger {
                 add_sliced(&mut blk.presentations, j, p);
                 add_sliced(&mut blk.times_correct, j, c);
                 add_sliced(&mut blk.forgetting, j, p & !c & last);
-                let mut newly = c & !blk.ever[j];
-                while newly != 0 {
-                    if let Some(x) = fl.get_mut(j * 64 + newly.trailing_zeros() as usize) {
-                        *x = epoch;
-                    }
-                    newly &= newly - 1;
-                }
-                let mut st = c & !last;
-                while st != 0 {
-                    if let Some(x) = rs.get_mut(j * 64 + st.trailing_zeros() as usize) {
-                        *x = epoch;
-                    }
-                    st &= st - 1;
-                }
+                set_sliced(&mut blk.first_learned, j, c & !blk.ever[j], epoch);
+                set_sliced(&mut blk.run_start, j, c & !last, epoch);
                 blk.ever[j] |= c;
                 blk.last[j] = (last & !p) | c;
                 hc[j] = c;
@@ -738,22 +778,18 @@ impl Ledger {
         if nw >= PAR_MIN_WORDS {
             self.blocks
                 .par_iter_mut()
-                .zip(self.first_learned.par_chunks_mut(spb))
-                .zip(self.run_start.par_chunks_mut(spb))
                 .zip(hc.par_chunks_mut(BLOCK_WORDS))
                 .zip(hp.par_chunks_mut(BLOCK_WORDS))
                 .enumerate()
-                .map(|(b, ((((blk, fl), rs), hc), hp))| work((b, (blk, (fl, (rs, (hc, hp)))))))
+                .map(|(b, ((blk, hc), hp))| work(b, blk, hc, hp))
                 .reduce(|| Counts::zero(g), Counts::merge)
         } else {
             self.blocks
                 .iter_mut()
-                .zip(self.first_learned.chunks_mut(spb))
-                .zip(self.run_start.chunks_mut(spb))
                 .zip(hc.chunks_mut(BLOCK_WORDS))
                 .zip(hp.chunks_mut(BLOCK_WORDS))
                 .enumerate()
-                .map(|(b, ((((blk, fl), rs), hc), hp))| work((b, (blk, (fl, (rs, (hc, hp)))))))
+                .map(|(b, ((blk, hc), hp))| work(b, blk, hc, hp))
                 .fold(Counts::zero(g), Counts::merge)
         }
     }
@@ -768,7 +804,10 @@ impl Ledger {
             }
         };
         if self.words() >= PAR_MIN_WORDS {
-            self.blocks.par_iter().zip(out.par_chunks_mut(spb)).for_each(f);
+            self.blocks
+                .par_iter()
+                .zip(out.par_chunks_mut(spb))
+                .for_each(f);
         } else {
             self.blocks.iter().zip(out.chunks_mut(spb)).for_each(f);
         }
@@ -779,7 +818,10 @@ impl Ledger {
         (0..self.n)
             .map(|i| {
                 let (b, j) = (i / (BLOCK_WORDS * 64), (i / 64) % BLOCK_WORDS);
-                self.blocks.get(b).map(|blk| (pick(blk)[j] >> (i % 64)) & 1 == 1).unwrap_or(false)
+                self.blocks
+                    .get(b)
+                    .map(|blk| (pick(blk)[j] >> (i % 64)) & 1 == 1)
+                    .unwrap_or(false)
             })
             .collect()
     }
@@ -793,15 +835,45 @@ impl Ledger {
     pub fn forgetting_events(&self) -> Vec<i32> {
         self.unslice_all(|b| &b.forgetting)
     }
+    /// Bit-sliced epoch values where `valid` says so, else -1.
+    fn masked_values(
+        &self,
+        planes: impl Fn(&Block) -> &Vec<[u64; BLOCK_WORDS]> + Sync,
+        valid: impl Fn(&Block) -> &[u64; BLOCK_WORDS] + Sync,
+    ) -> Vec<i32> {
+        let mut out = self.unslice_all(planes);
+        let spb = BLOCK_WORDS * 64;
+        let f = |(blk, o): (&Block, &mut [i32])| {
+            for (j, oc) in o.chunks_mut(64).enumerate() {
+                let v = valid(blk)[j];
+                for (k, x) in oc.iter_mut().enumerate() {
+                    if (v >> k) & 1 == 0 {
+                        *x = -1;
+                    }
+                }
+            }
+        };
+        if self.words() >= PAR_MIN_WORDS {
+            self.blocks
+                .par_iter()
+                .zip(out.par_chunks_mut(spb))
+                .for_each(f);
+        } else {
+            self.blocks.iter().zip(out.chunks_mut(spb)).for_each(f);
+        }
+        out
+    }
     pub fn first_learned(&self) -> Vec<i32> {
-        self.first_learned.clone()
+        self.masked_values(|b| &b.first_learned, |b| &b.ever)
     }
     pub fn never_learned(&self) -> Vec<bool> {
-        self.bit_state(|b| &b.ever).into_iter().map(|x| !x).collect()
+        self.bit_state(|b| &b.ever)
+            .into_iter()
+            .map(|x| !x)
+            .collect()
     }
     pub fn learned_since(&self) -> Vec<i32> {
-        let last = self.bit_state(|b| &b.last);
-        self.run_start.iter().zip(last).map(|(&s, l)| if l { s } else { -1 }).collect()
+        self.masked_values(|b| &b.run_start, |b| &b.last)
     }
     pub fn last_pred(&self) -> Option<&[i32]> {
         self.last_pred.as_deref()
@@ -827,21 +899,29 @@ impl Ledger {
                 (0..self.n)
                     .map(|i| {
                         let ms = &masks[(i / 64) * n_groups..(i / 64 + 1) * n_groups];
-                        ms.iter().position(|m| (m >> (i % 64)) & 1 == 1).unwrap_or(0) as i64
+                        ms.iter()
+                            .position(|m| (m >> (i % 64)) & 1 == 1)
+                            .unwrap_or(0) as i64
                     })
                     .collect(),
             ),
         }
     }
     pub fn flipped(&self) -> Option<Vec<bool>> {
-        self.flipped
-            .as_ref()
-            .map(|f| (0..self.n).map(|i| (f[i / 64] >> (i % 64)) & 1 == 1).collect())
+        self.flipped.as_ref().map(|f| {
+            (0..self.n)
+                .map(|i| (f[i / 64] >> (i % 64)) & 1 == 1)
+                .collect()
+        })
     }
 
     /// Unpack one history plane into a bool matrix (epochs × n, row-major).
     pub fn unpack_history(&self, presented: bool) -> Vec<bool> {
-        let src = if presented { &self.hist_presented } else { &self.hist_correct };
+        let src = if presented {
+            &self.hist_presented
+        } else {
+            &self.hist_correct
+        };
         let (n, nw) = (self.n, self.words());
         let mut out = vec![false; self.n_epochs * n];
         let f = |(row, ws): (&mut [bool], &[u64])| {
@@ -885,11 +965,17 @@ impl Ledger {
             return bad("too many epochs");
         }
         for e in 0..n_epochs {
-            let (c, p) = (&hist_correct[e * nw..(e + 1) * nw], &hist_presented[e * nw..(e + 1) * nw]);
+            let (c, p) = (
+                &hist_correct[e * nw..(e + 1) * nw],
+                &hist_presented[e * nw..(e + 1) * nw],
+            );
             if c.iter().zip(p).any(|(c, p)| c & !p != 0) {
                 return bad("a correct bit is set for a sample that was not presented");
             }
-            if p.iter().enumerate().any(|(w, &x)| x & !valid_mask(n, w) != 0) {
+            if p.iter()
+                .enumerate()
+                .any(|(w, &x)| x & !valid_mask(n, w) != 0)
+            {
                 return bad("history bits set beyond n_samples");
             }
             if p.iter().all(|&x| x == 0) {
@@ -974,8 +1060,11 @@ mod tests {
         let mut r = Sm(7);
         for len in [1usize, 7, 8, 9, 63, 64] {
             let b: Vec<bool> = (0..len).map(|_| r.next() & 1 == 1).collect();
-            let want = b.iter().enumerate().fold(0u64, |a, (k, &x)| a | ((x as u64) << k));
-            assert_eq!(pack64(&b), want);
+            let want = b
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (k, &x)| a | ((x as u64) << k));
+            assert_eq!(pack64(BitLike::bytes(&b)), want);
         }
     }
 
@@ -1012,10 +1101,19 @@ mod tests {
             }
         }
         let want = reference(&seq, n);
-        let (tc, np, fl, fe, ls) =
-            (l.times_correct(), l.presentations(), l.first_learned(), l.forgetting_events(), l.learned_since());
+        let (tc, np, fl, fe, ls) = (
+            l.times_correct(),
+            l.presentations(),
+            l.first_learned(),
+            l.forgetting_events(),
+            l.learned_since(),
+        );
         for i in 0..n {
-            assert_eq!((tc[i], np[i], fl[i], fe[i], ls[i]), want[i], "sample {i} of {n}");
+            assert_eq!(
+                (tc[i], np[i], fl[i], fe[i], ls[i]),
+                want[i],
+                "sample {i} of {n}"
+            );
         }
         let hist = l.unpack_history(false);
         let pres = l.unpack_history(true);
@@ -1073,15 +1171,26 @@ mod tests {
         let before = format!("{l:?}");
         assert!(l.record_epoch::<bool, i64>(&[true; 9], None).is_err());
         assert!(l.record_epoch::<u8, i64>(&[2; 10], None).is_err());
-        assert!(l.record_epoch::<bool, i64>(&[true; 10], Some(&[-1; 10])).is_err());
-        assert!(l.record_batch::<i64, bool, i64>(&[1, 10], &[true, true], None).is_err());
-        assert!(l.record_batch::<i64, bool, i64>(&[1, 3, 1], &[true; 3], None).is_err());
+        assert!(l
+            .record_epoch::<bool, i64>(&[true; 10], Some(&[-1; 10]))
+            .is_err());
+        assert!(l
+            .record_batch::<i64, bool, i64>(&[1, 10], &[true, true], None)
+            .is_err());
+        assert!(l
+            .record_batch::<i64, bool, i64>(&[1, 3, 1], &[true; 3], None)
+            .is_err());
         assert!(l.end_epoch().is_err());
         assert_eq!(before, format!("{l:?}"));
-        l.record_batch::<i64, bool, i64>(&[1, 2], &[true; 2], None).unwrap();
+        l.record_batch::<i64, bool, i64>(&[1, 2], &[true; 2], None)
+            .unwrap();
         let before = format!("{l:?}");
-        assert!(l.record_batch::<i64, bool, i64>(&[3, 2], &[true; 2], None).is_err());
-        assert!(l.record_batch::<i64, bool, i64>(&[3], &[true], Some(&[1])).is_err());
+        assert!(l
+            .record_batch::<i64, bool, i64>(&[3, 2], &[true; 2], None)
+            .is_err());
+        assert!(l
+            .record_batch::<i64, bool, i64>(&[3], &[true], Some(&[1]))
+            .is_err());
         assert!(l.record_epoch::<bool, i64>(&[true; 10], None).is_err());
         assert_eq!(before, format!("{l:?}"));
         assert!(Ledger::new(0, None, 0, None).is_err());
@@ -1104,10 +1213,25 @@ mod tests {
             l.record_epoch(&c, Some(&p)).unwrap();
         }
         let (hc, hp) = l.history_words();
-        let pc: Vec<i64> =
-            l.epoch_counts().chunks(l.count_cols()).flat_map(|row| [row[4], row[5]]).collect();
+        let pc: Vec<i64> = l
+            .epoch_counts()
+            .chunks(l.count_cols())
+            .flat_map(|row| [row[4], row[5]])
+            .collect();
         let lp: Vec<i64> = l.last_pred().unwrap().iter().map(|&x| x as i64).collect();
-        let l2 = Ledger::from_parts(n, Some(&g), 3, Some(&f), hc, hp, 5, &pc, Some(&lp), Some(&y)).unwrap();
+        let l2 = Ledger::from_parts(
+            n,
+            Some(&g),
+            3,
+            Some(&f),
+            hc,
+            hp,
+            5,
+            &pc,
+            Some(&lp),
+            Some(&y),
+        )
+        .unwrap();
         assert_eq!(format!("{l:?}"), format!("{l2:?}"));
     }
 }
