@@ -150,6 +150,8 @@ class Ledger:
             raise ValueError(f"group_names has {len(names)} names, expected n_groups = {n_groups}")
         if n_groups == 0:
             raise ValueError("group_names must not be empty")
+        if len(set(names)) != len(names):
+            raise ValueError(f"group_names must be unique, got {list(names)}")
         return names
 
     # ----------------------------------------------------------------------------------------- feeding
