@@ -54,6 +54,9 @@ macro_rules! with_bits {
     }};
 }
 
+/// The two packed history planes (correct, presented).
+type WordPlanes<'py> = (Bound<'py, PyArray2<u64>>, Bound<'py, PyArray2<u64>>);
+
 /// The native per-sample ledger. Use `lrdecay.Ledger`.
 #[pyclass(module = "lrdecay._native", name = "LedgerCore")]
 pub struct PyLedgerCore {
@@ -260,7 +263,7 @@ impl PyLedgerCore {
     fn history_words<'py>(
         &self,
         py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyArray2<u64>>, Bound<'py, PyArray2<u64>>)> {
+    ) -> PyResult<WordPlanes<'py>> {
         let l = &self.inner;
         let (c, p) = l.history_words();
         Ok((
