@@ -362,6 +362,31 @@ def test_summary_as_frame_without_pandas(monkeypatch):
         led.summary(as_frame=True)
 
 
+@pytest.mark.parametrize("n_groups", [1, 64, 65, 300])  # bit-mask path up to 64 groups, id lookup above
+def test_group_accuracy_many_groups(n_groups):
+    n = 3001
+    rng = np.random.default_rng(n_groups)
+    groups = rng.integers(0, n_groups, n)
+    led = Ledger(n, groups=groups)
+    assert led.n_groups == groups.max() + 1
+    h, p = [], []
+    for e in range(3):
+        c = rng.random(n) < 0.5
+        pres = rng.random(n) < 0.7
+        idx = np.flatnonzero(pres)
+        led.record_batch(idx, c[idx])
+        led.end_epoch()
+        h.append(c & pres)
+        p.append(pres)
+    s = led.summary()
+    for e in range(3):
+        for k in range(led.n_groups):
+            m = p[e] & (groups == k)
+            want = h[e][m].mean() if m.any() else np.nan
+            np.testing.assert_allclose(s["accuracy_group"][e, k], want, rtol=1e-12, equal_nan=True)
+            assert s["presented_group"][e, k] == m.sum()
+
+
 def test_history_is_two_bits_per_sample_epoch():
     led = Ledger(64 * 100)
     for _ in range(7):
@@ -514,6 +539,8 @@ def test_constructor_rejects_bad_input():
         Ledger(3, groups=[0, 1, 2], group_names=["a", "b"])
     with pytest.raises(ValueError, match=r"groups\[1\]"):
         Ledger(3, groups=[0, -1, 1])
+    with pytest.raises(ValueError, match="groups"):
+        Ledger(2, groups=np.array([0, 2**40]))
     with pytest.raises(TypeError, match="groups"):
         Ledger(3, groups=[0.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="group_names"):

@@ -7,6 +7,8 @@ __version__: str
 import numpy as _np
 import numpy.typing as _npt
 
+LEDGER_MAX_GROUPS: int
+
 class LedgerCore:
     """The native per-sample ledger; use :class:`lrdecay.Ledger`."""
 

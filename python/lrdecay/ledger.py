@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from lrdecay._native import LedgerCore
+from lrdecay._native import LEDGER_MAX_GROUPS, LedgerCore
 
 __all__ = ["Ledger"]
 
@@ -92,7 +92,7 @@ class Ledger:
         n_samples: number of training samples (>= 1).
         groups: optional integer group id per sample (e.g. a pattern dataset's ``group``), in
             ``[0, n_groups)``; ``n_groups`` is ``len(group_names)`` when names are given, else
-            ``max(groups) + 1``.
+            ``max(groups) + 1``; at most 65536 groups.
         group_names: optional names of the groups (default ``"0"``, ``"1"``, ...).
         flipped: optional bool mask of label-flipped samples.
 
@@ -126,6 +126,8 @@ class Ledger:
             else:
                 n_groups = int(g.max()) + 1 if g.size else 1
                 n_groups = max(n_groups, 1)
+            if n_groups > LEDGER_MAX_GROUPS:
+                raise ValueError(f"groups: at most {LEDGER_MAX_GROUPS} groups are supported, got {n_groups}")
         elif group_names is not None:
             raise ValueError("group_names given without groups")
         names = self._check_names(group_names, n_groups)

@@ -32,6 +32,8 @@ pub const BLOCK_WORDS: usize = 64;
 const PAR_MIN_WORDS: usize = 1024;
 /// Up to this many groups, per-group counts use bit masks (popcounts); above, a per-sample id lookup.
 const MAX_MASK_GROUPS: usize = 64;
+/// Most groups a ledger accepts (per-epoch counts hold 2 numbers per group).
+pub const MAX_GROUPS: usize = 1 << 16;
 /// Fixed columns of an epoch's counts row, before the per-group columns.
 pub const COUNT_COLS: usize = 6;
 
@@ -361,8 +363,8 @@ impl Ledger {
                         g.len()
                     )));
                 }
-                if n_groups == 0 || n_groups > u32::MAX as usize {
-                    return Err(CoreError::value("n_groups must be in [1, 2**32 - 1]"));
+                if n_groups == 0 || n_groups > MAX_GROUPS {
+                    return Err(CoreError::value(format!("n_groups must be in [1, {MAX_GROUPS}], got {n_groups}")));
                 }
                 if let Some(i) = g.iter().position(|&x| x < 0 || x as u64 >= n_groups as u64) {
                     return Err(CoreError::value(format!(
@@ -721,9 +723,9 @@ impl Ledger {
         let flipped = self.flipped.as_deref();
         let g = groups.n_groups();
 
-        let work = |b: usize, blk: &mut Block, hc: &mut [u64], hp: &mut [u64]| {
+        // Counts accumulate into one `Counts` per rayon job (not per block): many groups stay cheap.
+        let work = |mut cnt: Counts, (b, ((blk, hc), hp)): (usize, ((&mut Block, &mut [u64]), &mut [u64]))| {
             blk.ensure_planes(planes);
-            let mut cnt = Counts::zero(g);
             for j in 0..hc.len() {
                 let w = b * BLOCK_WORDS + j;
                 let (c0, p) = words(w);
@@ -781,7 +783,7 @@ impl Ledger {
                 .zip(hc.par_chunks_mut(BLOCK_WORDS))
                 .zip(hp.par_chunks_mut(BLOCK_WORDS))
                 .enumerate()
-                .map(|(b, ((blk, hc), hp))| work(b, blk, hc, hp))
+                .fold(|| Counts::zero(g), work)
                 .reduce(|| Counts::zero(g), Counts::merge)
         } else {
             self.blocks
@@ -789,8 +791,7 @@ impl Ledger {
                 .zip(hc.chunks_mut(BLOCK_WORDS))
                 .zip(hp.chunks_mut(BLOCK_WORDS))
                 .enumerate()
-                .map(|(b, ((blk, hc), hp))| work(b, blk, hc, hp))
-                .fold(Counts::zero(g), Counts::merge)
+                .fold(Counts::zero(g), work)
         }
     }
 
@@ -955,14 +956,15 @@ impl Ledger {
         let mut l = Ledger::new(n, groups, n_groups, flipped)?;
         let nw = l.words();
         let bad = |m: &str| Err(CoreError::value(format!("not a valid ledger state: {m}")));
-        if hist_correct.len() != n_epochs * nw || hist_presented.len() != n_epochs * nw {
+        if n_epochs >= (i32::MAX as usize) - 1 {
+            return bad("too many epochs");
+        }
+        let size = n_epochs.checked_mul(nw);
+        if size != Some(hist_correct.len()) || size != Some(hist_presented.len()) {
             return bad("history size does not match n_samples × n_epochs");
         }
         if pred_clean.len() != 2 * n_epochs {
             return bad("pred_clean size does not match n_epochs");
-        }
-        if n_epochs >= (i32::MAX as usize) - 1 {
-            return bad("too many epochs");
         }
         for e in 0..n_epochs {
             let (c, p) = (

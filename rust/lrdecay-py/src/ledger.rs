@@ -311,5 +311,6 @@ impl PyLedgerCore {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyLedgerCore>()?;
+    m.add("LEDGER_MAX_GROUPS", lrdecay_core::ledger::MAX_GROUPS)?;
     Ok(())
 }
