@@ -364,7 +364,9 @@ impl Ledger {
                     )));
                 }
                 if n_groups == 0 || n_groups > MAX_GROUPS {
-                    return Err(CoreError::value(format!("n_groups must be in [1, {MAX_GROUPS}], got {n_groups}")));
+                    return Err(CoreError::value(format!(
+                        "n_groups must be in [1, {MAX_GROUPS}], got {n_groups}"
+                    )));
                 }
                 if let Some(i) = g.iter().position(|&x| x < 0 || x as u64 >= n_groups as u64) {
                     return Err(CoreError::value(format!(
@@ -413,15 +415,19 @@ impl Ledger {
         })
     }
 
+    /// Number of samples.
     pub fn n_samples(&self) -> usize {
         self.n
     }
+    /// Number of recorded (closed) epochs.
     pub fn n_epochs(&self) -> usize {
         self.n_epochs
     }
+    /// Number of groups (0 without groups).
     pub fn n_groups(&self) -> usize {
         self.groups.n_groups()
     }
+    /// 64-sample words per epoch of history.
     pub fn words(&self) -> usize {
         words_for(self.n)
     }
@@ -724,58 +730,60 @@ impl Ledger {
         let g = groups.n_groups();
 
         // Counts accumulate into one `Counts` per rayon job (not per block): many groups stay cheap.
-        let work = |mut cnt: Counts, (b, ((blk, hc), hp)): (usize, ((&mut Block, &mut [u64]), &mut [u64]))| {
-            blk.ensure_planes(planes);
-            for j in 0..hc.len() {
-                let w = b * BLOCK_WORDS + j;
-                let (c0, p) = words(w);
-                let c = c0 & p;
-                let last = blk.last[j];
-                add_sliced(&mut blk.presentations, j, p);
-                add_sliced(&mut blk.times_correct, j, c);
-                add_sliced(&mut blk.forgetting, j, p & !c & last);
-                set_sliced(&mut blk.first_learned, j, c & !blk.ever[j], epoch);
-                set_sliced(&mut blk.run_start, j, c & !last, epoch);
-                blk.ever[j] |= c;
-                blk.last[j] = (last & !p) | c;
-                hc[j] = c;
-                hp[j] = p;
-                cnt.presented += p.count_ones() as i64;
-                cnt.correct += c.count_ones() as i64;
-                if let Some(f) = flipped {
-                    let fw = f.get(w).copied().unwrap_or(0);
-                    cnt.presented_flipped += (p & fw).count_ones() as i64;
-                    cnt.correct_flipped += (c & fw).count_ones() as i64;
-                }
-                match groups {
-                    Groups::None => {}
-                    Groups::Masks { n_groups, masks } => {
-                        let ms = masks.get(w * n_groups..(w + 1) * n_groups).unwrap_or(&[]);
-                        for (k, &m) in ms.iter().enumerate() {
-                            cnt.group_presented[k] += (p & m).count_ones() as i64;
-                            cnt.group_correct[k] += (c & m).count_ones() as i64;
-                        }
+        let work =
+            |mut cnt: Counts,
+             (b, ((blk, hc), hp)): (usize, ((&mut Block, &mut [u64]), &mut [u64]))| {
+                blk.ensure_planes(planes);
+                for j in 0..hc.len() {
+                    let w = b * BLOCK_WORDS + j;
+                    let (c0, p) = words(w);
+                    let c = c0 & p;
+                    let last = blk.last[j];
+                    add_sliced(&mut blk.presentations, j, p);
+                    add_sliced(&mut blk.times_correct, j, c);
+                    add_sliced(&mut blk.forgetting, j, p & !c & last);
+                    set_sliced(&mut blk.first_learned, j, c & !blk.ever[j], epoch);
+                    set_sliced(&mut blk.run_start, j, c & !last, epoch);
+                    blk.ever[j] |= c;
+                    blk.last[j] = (last & !p) | c;
+                    hc[j] = c;
+                    hp[j] = p;
+                    cnt.presented += p.count_ones() as i64;
+                    cnt.correct += c.count_ones() as i64;
+                    if let Some(f) = flipped {
+                        let fw = f.get(w).copied().unwrap_or(0);
+                        cnt.presented_flipped += (p & fw).count_ones() as i64;
+                        cnt.correct_flipped += (c & fw).count_ones() as i64;
                     }
-                    Groups::Ids { ids, .. } => {
-                        let mut m = p;
-                        while m != 0 {
-                            let bit = m.trailing_zeros();
-                            if let Some(&gid) = ids.get(w * 64 + bit as usize) {
-                                if let (Some(a), Some(b)) = (
-                                    cnt.group_presented.get_mut(gid as usize),
-                                    cnt.group_correct.get_mut(gid as usize),
-                                ) {
-                                    *a += 1;
-                                    *b += ((c >> bit) & 1) as i64;
-                                }
+                    match groups {
+                        Groups::None => {}
+                        Groups::Masks { n_groups, masks } => {
+                            let ms = masks.get(w * n_groups..(w + 1) * n_groups).unwrap_or(&[]);
+                            for (k, &m) in ms.iter().enumerate() {
+                                cnt.group_presented[k] += (p & m).count_ones() as i64;
+                                cnt.group_correct[k] += (c & m).count_ones() as i64;
                             }
-                            m &= m - 1;
+                        }
+                        Groups::Ids { ids, .. } => {
+                            let mut m = p;
+                            while m != 0 {
+                                let bit = m.trailing_zeros();
+                                if let Some(&gid) = ids.get(w * 64 + bit as usize) {
+                                    if let (Some(a), Some(b)) = (
+                                        cnt.group_presented.get_mut(gid as usize),
+                                        cnt.group_correct.get_mut(gid as usize),
+                                    ) {
+                                        *a += 1;
+                                        *b += ((c >> bit) & 1) as i64;
+                                    }
+                                }
+                                m &= m - 1;
+                            }
                         }
                     }
                 }
-            }
-            cnt
-        };
+                cnt
+            };
 
         if nw >= PAR_MIN_WORDS {
             self.blocks
@@ -827,12 +835,15 @@ impl Ledger {
             .collect()
     }
 
+    /// Per sample: epochs in which it was presented and correct.
     pub fn times_correct(&self) -> Vec<i32> {
         self.unslice_all(|b| &b.times_correct)
     }
+    /// Per sample: epochs in which it was presented.
     pub fn presentations(&self) -> Vec<i32> {
         self.unslice_all(|b| &b.presentations)
     }
+    /// Per sample: correct → incorrect transitions between consecutive presentations.
     pub fn forgetting_events(&self) -> Vec<i32> {
         self.unslice_all(|b| &b.forgetting)
     }
@@ -864,21 +875,27 @@ impl Ledger {
         }
         out
     }
+    /// Per sample: first epoch it was presented and correct, -1 if never.
     pub fn first_learned(&self) -> Vec<i32> {
         self.masked_values(|b| &b.first_learned, |b| &b.ever)
     }
+    /// Per sample: never correct at any presentation.
     pub fn never_learned(&self) -> Vec<bool> {
         self.bit_state(|b| &b.ever)
             .into_iter()
             .map(|x| !x)
             .collect()
     }
+    /// Per sample: first epoch of the final unbroken run of correct presentations; -1 if wrong at its
+    /// latest presentation or never presented.
     pub fn learned_since(&self) -> Vec<i32> {
         self.masked_values(|b| &b.run_start, |b| &b.last)
     }
+    /// Prediction at each sample's latest presentation that carried one (-1: never); `None` before any.
     pub fn last_pred(&self) -> Option<&[i32]> {
         self.last_pred.as_deref()
     }
+    /// The clean labels given to [`Ledger::set_clean_labels`].
     pub fn clean_labels(&self) -> Option<&[i32]> {
         self.clean_labels.as_deref()
     }
@@ -908,6 +925,7 @@ impl Ledger {
             ),
         }
     }
+    /// The label-flip mask, unpacked.
     pub fn flipped(&self) -> Option<Vec<bool>> {
         self.flipped.as_ref().map(|f| {
             (0..self.n)

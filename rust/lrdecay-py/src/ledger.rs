@@ -260,10 +260,7 @@ impl PyLedgerCore {
     }
 
     /// The packed history planes (correct, presented), each epochs × words of uint64.
-    fn history_words<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<WordPlanes<'py>> {
+    fn history_words<'py>(&self, py: Python<'py>) -> PyResult<WordPlanes<'py>> {
         let l = &self.inner;
         let (c, p) = l.history_words();
         Ok((
