@@ -123,88 +123,122 @@ fn pack64(s: &[u8]) -> u64 {
 
 /// Add one increment word to a bit-sliced counter (`planes[k][j]` = bit k of the 64 counts of word j).
 #[inline(always)]
-fn add_sliced(planes: &mut [[u64; BLOCK_WORDS]], j: usize, mut carry: u64) {
+fn add_sliced(planes: &mut [u64], mut carry: u64) {
     for p in planes.iter_mut() {
         if carry == 0 {
             return;
         }
-        let t = p[j] & carry;
-        p[j] ^= carry;
+        let t = *p & carry;
+        *p ^= carry;
         carry = t;
     }
 }
 
 /// Write the value `e` into the lanes `m` of a bit-sliced value (`planes` must hold `e`).
 #[inline(always)]
-fn set_sliced(planes: &mut [[u64; BLOCK_WORDS]], j: usize, m: u64, e: usize) {
+fn set_sliced(planes: &mut [u64], m: u64, e: usize) {
     if m == 0 {
         return;
     }
     for (k, p) in planes.iter_mut().enumerate() {
         if (e >> k) & 1 == 1 {
-            p[j] |= m;
+            *p |= m;
         } else {
-            p[j] &= !m;
+            *p &= !m;
         }
     }
 }
 
 /// Unpack a bit-sliced counter's word `j` into up to 64 `i32` counts.
 #[inline]
-fn unslice(planes: &[[u64; BLOCK_WORDS]], j: usize, out: &mut [i32]) {
+fn unslice(planes: &[u64], out: &mut [i32]) {
+    // Transpose with a byte lookup table instead of iterating set bits: no data-dependent branches.
+    // Up to 8 planes at a time are gathered into byte lanes (bit k of each lane's byte = plane k).
     out.iter_mut().for_each(|x| *x = 0);
-    for (k, p) in planes.iter().enumerate() {
-        let mut m = p[j];
-        while m != 0 {
-            let b = m.trailing_zeros() as usize;
-            if let Some(x) = out.get_mut(b) {
-                *x += 1 << k;
+    for (q, group) in planes.chunks(8).enumerate() {
+        let mut acc = [0u64; 8];
+        for (k, &w) in group.iter().enumerate() {
+            for (b, a) in acc.iter_mut().enumerate() {
+                *a |= SPREAD[((w >> (8 * b)) & 0xff) as usize] << k;
             }
-            m &= m - 1;
+        }
+        for (o8, a) in out.chunks_mut(8).zip(acc) {
+            for (o, v) in o8.iter_mut().zip(a.to_le_bytes()) {
+                *o |= (v as i32) << (8 * q);
+            }
         }
     }
 }
 
-/// Per-block bit state: 64 words = 4096 samples.
+/// `SPREAD[b]`: bit i of `b` moved to bit 0 of byte i.
+static SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 8 {
+            t[b] |= (((b >> i) & 1) as u64) << (8 * i);
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Index of the "correct at its latest presentation" word in a word's state.
+const LAST: usize = 0;
+/// Index of the "correct at some presentation" word.
+const EVER: usize = 1;
+/// Bit-sliced fields of a word's state, each `planes` words long, after LAST and EVER.
+const TIMES_CORRECT: usize = 0;
+const PRESENTATIONS: usize = 1;
+const FORGETTING: usize = 2;
+/// Epoch index of the first correct presentation (valid where EVER).
+const FIRST_LEARNED: usize = 3;
+/// Epoch index of the first presentation of the current correct run (valid where LAST).
+const RUN_START: usize = 4;
+const N_FIELDS: usize = 5;
+
+/// State of 64 words (4096 samples), word-interleaved: all the state of one word is contiguous
+/// (`[LAST, EVER, field 0 planes.., field 1 planes.., ...]`), so a pass reads it as one stream.
 #[derive(Clone, Debug)]
 struct Block {
-    /// Correct at its latest presentation.
-    last: [u64; BLOCK_WORDS],
-    /// Correct at some presentation.
-    ever: [u64; BLOCK_WORDS],
-    times_correct: Vec<[u64; BLOCK_WORDS]>,
-    presentations: Vec<[u64; BLOCK_WORDS]>,
-    forgetting: Vec<[u64; BLOCK_WORDS]>,
-    /// Bit-sliced epoch index: first correct presentation (valid where `ever`).
-    first_learned: Vec<[u64; BLOCK_WORDS]>,
-    /// Bit-sliced epoch index: first presentation of the current correct run (valid where `last`).
-    run_start: Vec<[u64; BLOCK_WORDS]>,
+    planes: usize,
+    s: Vec<u64>,
+}
+
+#[inline(always)]
+fn field(f: usize, planes: usize) -> std::ops::Range<usize> {
+    2 + f * planes..2 + (f + 1) * planes
 }
 
 impl Block {
     fn new() -> Self {
-        Block {
-            last: [0; BLOCK_WORDS],
-            ever: [0; BLOCK_WORDS],
-            times_correct: Vec::new(),
-            presentations: Vec::new(),
-            forgetting: Vec::new(),
-            first_learned: Vec::new(),
-            run_start: Vec::new(),
-        }
+        Block { planes: 0, s: vec![0; BLOCK_WORDS * 2] }
     }
+    fn stride(&self) -> usize {
+        2 + N_FIELDS * self.planes
+    }
+    fn word(&self, j: usize) -> &[u64] {
+        let st = self.stride();
+        self.s.get(j * st..(j + 1) * st).unwrap_or(&[])
+    }
+    /// Grow every bit-sliced field to `planes` planes (new high planes are zero).
     fn ensure_planes(&mut self, planes: usize) {
-        for v in [
-            &mut self.times_correct,
-            &mut self.presentations,
-            &mut self.forgetting,
-            &mut self.first_learned,
-            &mut self.run_start,
-        ] {
-            while v.len() < planes {
-                v.push([0; BLOCK_WORDS]);
+        if planes <= self.planes {
+            return;
+        }
+        let (old_p, old_st) = (self.planes, self.stride());
+        let new_st = 2 + N_FIELDS * planes;
+        let mut s = vec![0u64; BLOCK_WORDS * new_st];
+        for (dst, src) in s.chunks_mut(new_st).zip(self.s.chunks(old_st)) {
+            dst[..2].copy_from_slice(&src[..2]);
+            for f in 0..N_FIELDS {
+                dst[field(f, planes)][..old_p].copy_from_slice(&src[field(f, old_p)]);
             }
         }
+        self.planes = planes;
+        self.s = s;
     }
 }
 
@@ -734,18 +768,21 @@ impl Ledger {
             |mut cnt: Counts,
              (b, ((blk, hc), hp)): (usize, ((&mut Block, &mut [u64]), &mut [u64]))| {
                 blk.ensure_planes(planes);
+                let stride = blk.stride();
+                let state = &mut blk.s[..];
                 for j in 0..hc.len() {
                     let w = b * BLOCK_WORDS + j;
                     let (c0, p) = words(w);
                     let c = c0 & p;
-                    let last = blk.last[j];
-                    add_sliced(&mut blk.presentations, j, p);
-                    add_sliced(&mut blk.times_correct, j, c);
-                    add_sliced(&mut blk.forgetting, j, p & !c & last);
-                    set_sliced(&mut blk.first_learned, j, c & !blk.ever[j], epoch);
-                    set_sliced(&mut blk.run_start, j, c & !last, epoch);
-                    blk.ever[j] |= c;
-                    blk.last[j] = (last & !p) | c;
+                    let st = &mut state[j * stride..(j + 1) * stride];
+                    let (last, ever) = (st[LAST], st[EVER]);
+                    add_sliced(&mut st[field(PRESENTATIONS, planes)], p);
+                    add_sliced(&mut st[field(TIMES_CORRECT, planes)], c);
+                    add_sliced(&mut st[field(FORGETTING, planes)], p & !c & last);
+                    set_sliced(&mut st[field(FIRST_LEARNED, planes)], c & !ever, epoch);
+                    set_sliced(&mut st[field(RUN_START, planes)], c & !last, epoch);
+                    st[EVER] = ever | c;
+                    st[LAST] = (last & !p) | c;
                     hc[j] = c;
                     hp[j] = p;
                     cnt.presented += p.count_ones() as i64;
@@ -804,12 +841,13 @@ impl Ledger {
     }
 
     /// Unpack a bit-sliced counter of every block into `i32` per sample.
-    fn unslice_all(&self, pick: impl Fn(&Block) -> &Vec<[u64; BLOCK_WORDS]> + Sync) -> Vec<i32> {
+    fn unslice_all(&self, f_idx: usize) -> Vec<i32> {
         let mut out = vec![0i32; self.n];
         let spb = BLOCK_WORDS * 64;
         let f = |(blk, o): (&Block, &mut [i32])| {
             for (j, oc) in o.chunks_mut(64).enumerate() {
-                unslice(pick(blk), j, oc);
+                let w = blk.word(j);
+                unslice(w.get(field(f_idx, blk.planes)).unwrap_or(&[]), oc);
             }
         };
         if self.words() >= PAR_MIN_WORDS {
@@ -823,13 +861,14 @@ impl Ledger {
         out
     }
 
-    fn bit_state(&self, pick: impl Fn(&Block) -> &[u64; BLOCK_WORDS]) -> Vec<bool> {
+    fn bit_state(&self, idx: usize) -> Vec<bool> {
         (0..self.n)
             .map(|i| {
                 let (b, j) = (i / (BLOCK_WORDS * 64), (i / 64) % BLOCK_WORDS);
                 self.blocks
                     .get(b)
-                    .map(|blk| (pick(blk)[j] >> (i % 64)) & 1 == 1)
+                    .and_then(|blk| blk.word(j).get(idx))
+                    .map(|w| (w >> (i % 64)) & 1 == 1)
                     .unwrap_or(false)
             })
             .collect()
@@ -837,31 +876,29 @@ impl Ledger {
 
     /// Per sample: epochs in which it was presented and correct.
     pub fn times_correct(&self) -> Vec<i32> {
-        self.unslice_all(|b| &b.times_correct)
+        self.unslice_all(TIMES_CORRECT)
     }
     /// Per sample: epochs in which it was presented.
     pub fn presentations(&self) -> Vec<i32> {
-        self.unslice_all(|b| &b.presentations)
+        self.unslice_all(PRESENTATIONS)
     }
     /// Per sample: correct → incorrect transitions between consecutive presentations.
     pub fn forgetting_events(&self) -> Vec<i32> {
-        self.unslice_all(|b| &b.forgetting)
+        self.unslice_all(FORGETTING)
     }
     /// Bit-sliced epoch values where `valid` says so, else -1.
     fn masked_values(
         &self,
-        planes: impl Fn(&Block) -> &Vec<[u64; BLOCK_WORDS]> + Sync,
-        valid: impl Fn(&Block) -> &[u64; BLOCK_WORDS] + Sync,
+        f_idx: usize,
+        valid: usize,
     ) -> Vec<i32> {
-        let mut out = self.unslice_all(planes);
+        let mut out = self.unslice_all(f_idx);
         let spb = BLOCK_WORDS * 64;
         let f = |(blk, o): (&Block, &mut [i32])| {
             for (j, oc) in o.chunks_mut(64).enumerate() {
-                let v = valid(blk)[j];
+                let v = blk.word(j).get(valid).copied().unwrap_or(0);
                 for (k, x) in oc.iter_mut().enumerate() {
-                    if (v >> k) & 1 == 0 {
-                        *x = -1;
-                    }
+                    *x = if (v >> k) & 1 == 1 { *x } else { -1 };
                 }
             }
         };
@@ -877,11 +914,11 @@ impl Ledger {
     }
     /// Per sample: first epoch it was presented and correct, -1 if never.
     pub fn first_learned(&self) -> Vec<i32> {
-        self.masked_values(|b| &b.first_learned, |b| &b.ever)
+        self.masked_values(FIRST_LEARNED, EVER)
     }
     /// Per sample: never correct at any presentation.
     pub fn never_learned(&self) -> Vec<bool> {
-        self.bit_state(|b| &b.ever)
+        self.bit_state(EVER)
             .into_iter()
             .map(|x| !x)
             .collect()
@@ -889,7 +926,7 @@ impl Ledger {
     /// Per sample: first epoch of the final unbroken run of correct presentations; -1 if wrong at its
     /// latest presentation or never presented.
     pub fn learned_since(&self) -> Vec<i32> {
-        self.masked_values(|b| &b.run_start, |b| &b.last)
+        self.masked_values(RUN_START, LAST)
     }
     /// Prediction at each sample's latest presentation that carried one (-1: never); `None` before any.
     pub fn last_pred(&self) -> Option<&[i32]> {
@@ -1253,5 +1290,75 @@ mod tests {
         )
         .unwrap();
         assert_eq!(format!("{l:?}"), format!("{l2:?}"));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test --release -p lrdecay-core -- --ignored --nocapture ingest_timing`
+    #[test]
+    #[ignore]
+    fn ingest_timing() {
+        let n = 1_000_000;
+        let mut s = 12345u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut c: Vec<bool> = (0..n).map(|_| next() % 10 < 3).collect();
+        let seq: Vec<Vec<bool>> = (0..20)
+            .map(|_| {
+                for x in c.iter_mut() {
+                    if next() % 10 == 0 {
+                        *x = !*x;
+                    }
+                }
+                c.clone()
+            })
+            .collect();
+        let g: Vec<i64> = (0..n).map(|i| (i % 2) as i64).collect();
+        let f: Vec<bool> = (0..n).map(|i| i % 5 == 0).collect();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let mut acc = 0u64;
+            for c in &seq {
+                let b = BitLike::bytes(&c[..]);
+                for ch in b.chunks(64) {
+                    acc = acc.wrapping_add(pack64(ch));
+                }
+            }
+            eprintln!("pack only {:.2} ms/epoch ({acc})", t.elapsed().as_secs_f64() * 1e3 / 20.0);
+            let t = std::time::Instant::now();
+            for c in &seq {
+                check_bits(&c[..], "c").unwrap();
+            }
+            eprintln!("check only {:.2} ms/epoch", t.elapsed().as_secs_f64() * 1e3 / 20.0);
+        }
+        for _ in 0..3 {
+            let mut l = Ledger::new(n, Some(&g), 2, Some(&f)).unwrap();
+            let t = std::time::Instant::now();
+            for c in &seq {
+                l.record_epoch::<bool, i64>(c, None).unwrap();
+            }
+            let dt = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let a = (l.times_correct(), l.learned_since(), l.first_learned(), l.forgetting_events());
+            let t2 = std::time::Instant::now();
+            let z = l.times_correct();
+            eprintln!("one unslice {:.1} ms {}", t2.elapsed().as_secs_f64() * 1e3, z.len());
+            let t2 = std::time::Instant::now();
+            let z = vec![0i32; n];
+            eprintln!("alloc {:.1} ms {}", t2.elapsed().as_secs_f64() * 1e3, z.len());
+            eprintln!(
+                "ingest {:.2} ms/epoch, read {:.1} ms ({})",
+                dt * 1e3 / 20.0,
+                t.elapsed().as_secs_f64() * 1e3,
+                a.0.len()
+            );
+        }
     }
 }
