@@ -214,7 +214,10 @@ fn field(f: usize, planes: usize) -> std::ops::Range<usize> {
 
 impl Block {
     fn new() -> Self {
-        Block { planes: 0, s: vec![0; BLOCK_WORDS * 2] }
+        Block {
+            planes: 0,
+            s: vec![0; BLOCK_WORDS * 2],
+        }
     }
     fn stride(&self) -> usize {
         2 + N_FIELDS * self.planes
@@ -241,6 +244,9 @@ impl Block {
         self.s = s;
     }
 }
+
+/// One parallel work item of an epoch pass: block index, its state, its history words (correct, presented).
+type BlockItem<'a> = (usize, ((&'a mut Block, &'a mut [u64]), &'a mut [u64]));
 
 /// How per-group counts are taken.
 #[derive(Clone, Debug)]
@@ -764,63 +770,61 @@ impl Ledger {
         let g = groups.n_groups();
 
         // Counts accumulate into one `Counts` per rayon job (not per block): many groups stay cheap.
-        let work =
-            |mut cnt: Counts,
-             (b, ((blk, hc), hp)): (usize, ((&mut Block, &mut [u64]), &mut [u64]))| {
-                blk.ensure_planes(planes);
-                let stride = blk.stride();
-                let state = &mut blk.s[..];
-                for j in 0..hc.len() {
-                    let w = b * BLOCK_WORDS + j;
-                    let (c0, p) = words(w);
-                    let c = c0 & p;
-                    let st = &mut state[j * stride..(j + 1) * stride];
-                    let (last, ever) = (st[LAST], st[EVER]);
-                    add_sliced(&mut st[field(PRESENTATIONS, planes)], p);
-                    add_sliced(&mut st[field(TIMES_CORRECT, planes)], c);
-                    add_sliced(&mut st[field(FORGETTING, planes)], p & !c & last);
-                    set_sliced(&mut st[field(FIRST_LEARNED, planes)], c & !ever, epoch);
-                    set_sliced(&mut st[field(RUN_START, planes)], c & !last, epoch);
-                    st[EVER] = ever | c;
-                    st[LAST] = (last & !p) | c;
-                    hc[j] = c;
-                    hp[j] = p;
-                    cnt.presented += p.count_ones() as i64;
-                    cnt.correct += c.count_ones() as i64;
-                    if let Some(f) = flipped {
-                        let fw = f.get(w).copied().unwrap_or(0);
-                        cnt.presented_flipped += (p & fw).count_ones() as i64;
-                        cnt.correct_flipped += (c & fw).count_ones() as i64;
-                    }
-                    match groups {
-                        Groups::None => {}
-                        Groups::Masks { n_groups, masks } => {
-                            let ms = masks.get(w * n_groups..(w + 1) * n_groups).unwrap_or(&[]);
-                            for (k, &m) in ms.iter().enumerate() {
-                                cnt.group_presented[k] += (p & m).count_ones() as i64;
-                                cnt.group_correct[k] += (c & m).count_ones() as i64;
-                            }
+        let work = |mut cnt: Counts, (b, ((blk, hc), hp)): BlockItem<'_>| {
+            blk.ensure_planes(planes);
+            let stride = blk.stride();
+            let state = &mut blk.s[..];
+            for j in 0..hc.len() {
+                let w = b * BLOCK_WORDS + j;
+                let (c0, p) = words(w);
+                let c = c0 & p;
+                let st = &mut state[j * stride..(j + 1) * stride];
+                let (last, ever) = (st[LAST], st[EVER]);
+                add_sliced(&mut st[field(PRESENTATIONS, planes)], p);
+                add_sliced(&mut st[field(TIMES_CORRECT, planes)], c);
+                add_sliced(&mut st[field(FORGETTING, planes)], p & !c & last);
+                set_sliced(&mut st[field(FIRST_LEARNED, planes)], c & !ever, epoch);
+                set_sliced(&mut st[field(RUN_START, planes)], c & !last, epoch);
+                st[EVER] = ever | c;
+                st[LAST] = (last & !p) | c;
+                hc[j] = c;
+                hp[j] = p;
+                cnt.presented += p.count_ones() as i64;
+                cnt.correct += c.count_ones() as i64;
+                if let Some(f) = flipped {
+                    let fw = f.get(w).copied().unwrap_or(0);
+                    cnt.presented_flipped += (p & fw).count_ones() as i64;
+                    cnt.correct_flipped += (c & fw).count_ones() as i64;
+                }
+                match groups {
+                    Groups::None => {}
+                    Groups::Masks { n_groups, masks } => {
+                        let ms = masks.get(w * n_groups..(w + 1) * n_groups).unwrap_or(&[]);
+                        for (k, &m) in ms.iter().enumerate() {
+                            cnt.group_presented[k] += (p & m).count_ones() as i64;
+                            cnt.group_correct[k] += (c & m).count_ones() as i64;
                         }
-                        Groups::Ids { ids, .. } => {
-                            let mut m = p;
-                            while m != 0 {
-                                let bit = m.trailing_zeros();
-                                if let Some(&gid) = ids.get(w * 64 + bit as usize) {
-                                    if let (Some(a), Some(b)) = (
-                                        cnt.group_presented.get_mut(gid as usize),
-                                        cnt.group_correct.get_mut(gid as usize),
-                                    ) {
-                                        *a += 1;
-                                        *b += ((c >> bit) & 1) as i64;
-                                    }
+                    }
+                    Groups::Ids { ids, .. } => {
+                        let mut m = p;
+                        while m != 0 {
+                            let bit = m.trailing_zeros();
+                            if let Some(&gid) = ids.get(w * 64 + bit as usize) {
+                                if let (Some(a), Some(b)) = (
+                                    cnt.group_presented.get_mut(gid as usize),
+                                    cnt.group_correct.get_mut(gid as usize),
+                                ) {
+                                    *a += 1;
+                                    *b += ((c >> bit) & 1) as i64;
                                 }
-                                m &= m - 1;
                             }
+                            m &= m - 1;
                         }
                     }
                 }
-                cnt
-            };
+            }
+            cnt
+        };
 
         if nw >= PAR_MIN_WORDS {
             self.blocks
@@ -887,11 +891,7 @@ impl Ledger {
         self.unslice_all(FORGETTING)
     }
     /// Bit-sliced epoch values where `valid` says so, else -1.
-    fn masked_values(
-        &self,
-        f_idx: usize,
-        valid: usize,
-    ) -> Vec<i32> {
+    fn masked_values(&self, f_idx: usize, valid: usize) -> Vec<i32> {
         let mut out = self.unslice_all(f_idx);
         let spb = BLOCK_WORDS * 64;
         let f = |(blk, o): (&Block, &mut [i32])| {
@@ -918,10 +918,7 @@ impl Ledger {
     }
     /// Per sample: never correct at any presentation.
     pub fn never_learned(&self) -> Vec<bool> {
-        self.bit_state(EVER)
-            .into_iter()
-            .map(|x| !x)
-            .collect()
+        self.bit_state(EVER).into_iter().map(|x| !x).collect()
     }
     /// Per sample: first epoch of the final unbroken run of correct presentations; -1 if wrong at its
     /// latest presentation or never presented.
@@ -1297,6 +1294,7 @@ mod tests {
 mod timing {
     use super::*;
 
+    /// A development timing aid, not a test of speed (the bench compares against numpy):
     /// `cargo test --release -p lrdecay-core -- --ignored --nocapture ingest_timing`
     #[test]
     #[ignore]
@@ -1323,22 +1321,6 @@ mod timing {
         let g: Vec<i64> = (0..n).map(|i| (i % 2) as i64).collect();
         let f: Vec<bool> = (0..n).map(|i| i % 5 == 0).collect();
         for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let mut acc = 0u64;
-            for c in &seq {
-                let b = BitLike::bytes(&c[..]);
-                for ch in b.chunks(64) {
-                    acc = acc.wrapping_add(pack64(ch));
-                }
-            }
-            eprintln!("pack only {:.2} ms/epoch ({acc})", t.elapsed().as_secs_f64() * 1e3 / 20.0);
-            let t = std::time::Instant::now();
-            for c in &seq {
-                check_bits(&c[..], "c").unwrap();
-            }
-            eprintln!("check only {:.2} ms/epoch", t.elapsed().as_secs_f64() * 1e3 / 20.0);
-        }
-        for _ in 0..3 {
             let mut l = Ledger::new(n, Some(&g), 2, Some(&f)).unwrap();
             let t = std::time::Instant::now();
             for c in &seq {
@@ -1346,13 +1328,12 @@ mod timing {
             }
             let dt = t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
-            let a = (l.times_correct(), l.learned_since(), l.first_learned(), l.forgetting_events());
-            let t2 = std::time::Instant::now();
-            let z = l.times_correct();
-            eprintln!("one unslice {:.1} ms {}", t2.elapsed().as_secs_f64() * 1e3, z.len());
-            let t2 = std::time::Instant::now();
-            let z = vec![0i32; n];
-            eprintln!("alloc {:.1} ms {}", t2.elapsed().as_secs_f64() * 1e3, z.len());
+            let a = (
+                l.times_correct(),
+                l.learned_since(),
+                l.first_learned(),
+                l.forgetting_events(),
+            );
             eprintln!(
                 "ingest {:.2} ms/epoch, read {:.1} ms ({})",
                 dt * 1e3 / 20.0,
