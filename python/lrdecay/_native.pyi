@@ -1,3 +1,120 @@
 """Type stubs for the compiled module ``lrdecay._native`` (kept in sync with rust/lrdecay-py)."""
 
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
+
+# --- data (rust/lrdecay-py/src/data.rs) ---
+
+def pattern_fill(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    y_clean: npt.NDArray[np.int64],
+    group: npt.NDArray[np.int32],
+    flipped: npt.NDArray[np.bool_],
+    *,
+    n_classes: int,
+    dims: list[int],
+    clusters_per_class: list[int],
+    radii: list[float],
+    spreads: list[float],
+    center_seeds: list[int],
+    group_ids: list[int],
+    group_patterns: list[list[int]],
+    group_weights: list[float],
+    seed: int,
+    split: int,
+    label_noise: float,
+) -> None:
+    """Fill the caller-allocated arrays (x: n x D C-contiguous) with a pattern dataset; GIL released."""
+
+def group_sizes(weights: list[float], n: int) -> list[int]:
+    """Exact group sizes by largest-remainder rounding of weights * n."""
+
+def pattern_centres(
+    dim: int, clusters_per_class: int, radius: float, center_seed: int, pattern_index: int, n_classes: int
+) -> npt.NDArray[np.float32]:
+    """The (n_classes * clusters_per_class, dim) centres of one pattern; row k*m + j = class k, cluster j."""
+
+# --- noise (rust/lrdecay-py/src/noise.rs) ---
+def corrupt_labels_into(
+    y: npt.NDArray[np.int64],
+    out: npt.NDArray[np.int64],
+    flipped: npt.NDArray[np.bool_],
+    *,
+    n_classes: int,
+    rate: float,
+    mode: str,
+    exact: bool,
+    matrix: npt.NDArray[np.float64] | None,
+    seed: int,
+) -> None:
+    """Write noisy labels of y into out and the changed-mask into flipped; GIL released."""
+
+# ---- ledger (rust/lrdecay-py/src/ledger.rs; public API: lrdecay.Ledger) ----
+
+
+LEDGER_MAX_GROUPS: int
+
+class LedgerCore:
+    """The native per-sample ledger; use :class:`lrdecay.Ledger`."""
+
+    def __init__(
+        self,
+        n_samples: int,
+        groups: npt.NDArray[np.integer] | None = None,
+        n_groups: int = 0,
+        flipped: npt.NDArray[np.bool_] | None = None,
+    ) -> None: ...
+    def record_epoch(
+        self,
+        correct: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
+        pred: npt.NDArray[np.integer] | None = None,
+    ) -> None: ...
+    def record_batch(
+        self,
+        indices: npt.NDArray[np.integer],
+        correct: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],
+        pred: npt.NDArray[np.integer] | None = None,
+    ) -> None: ...
+    def end_epoch(self) -> None: ...
+    def set_clean_labels(self, y: npt.NDArray[np.integer]) -> None: ...
+    @property
+    def n_samples(self) -> int: ...
+    @property
+    def n_epochs(self) -> int: ...
+    @property
+    def n_groups(self) -> int: ...
+    @property
+    def epoch_open(self) -> bool: ...
+    @property
+    def history_nbytes(self) -> int: ...
+    def times_correct(self) -> npt.NDArray[np.int32]: ...
+    def presentations(self) -> npt.NDArray[np.int32]: ...
+    def forgetting_events(self) -> npt.NDArray[np.int32]: ...
+    def first_learned(self) -> npt.NDArray[np.int32]: ...
+    def learned_since(self) -> npt.NDArray[np.int32]: ...
+    def never_learned(self) -> npt.NDArray[np.bool_]: ...
+    def last_pred(self) -> npt.NDArray[np.int32] | None: ...
+    def clean_labels(self) -> npt.NDArray[np.int32] | None: ...
+    def group_ids(self) -> npt.NDArray[np.int64] | None: ...
+    def flipped(self) -> npt.NDArray[np.bool_] | None: ...
+    def epoch_counts(self) -> npt.NDArray[np.int64]:
+        """epochs × (6 + 2·n_groups): presented, correct, presented_flipped, correct_flipped,
+        flipped_pred_clean, flipped_with_pred (−1: not computable), per-group presented, per-group correct."""
+    def history(self, presented: bool = False) -> npt.NDArray[np.bool_]: ...
+    def history_words(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]: ...
+    @staticmethod
+    def from_parts(
+        n_samples: int,
+        groups: npt.NDArray[np.int64] | None,
+        n_groups: int,
+        flipped: npt.NDArray[np.bool_] | None,
+        hist_correct: npt.NDArray[np.uint64],
+        hist_presented: npt.NDArray[np.uint64],
+        n_epochs: int,
+        pred_clean: npt.NDArray[np.int64],
+        last_pred: npt.NDArray[np.int64] | None,
+        clean_labels: npt.NDArray[np.int64] | None,
+    ) -> LedgerCore: ...

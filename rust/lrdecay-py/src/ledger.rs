@@ -1,5 +1,313 @@
+//! Binding of the per-sample ledger (`lrdecay._native.LedgerCore`); the public API is
+//! `lrdecay.Ledger` (python/lrdecay/ledger.py), which adds names, summaries and files.
+//!
+//! Input arrays are borrowed read-only from numpy (no copy) and the GIL is released for every pass over
+//! them; outputs are moved into numpy arrays without a copy.
+
+use crate::errors::IntoPyResult;
+use lrdecay_core::ledger::{BitLike, IntLike, Ledger};
+use numpy::ndarray::Array2;
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name} must be a C-contiguous 1-D array")))
+}
+
+/// Call `$body` with `$s: &[T]` bound to `$obj` viewed as a 1-D array of any integer dtype.
+macro_rules! with_ints {
+    ($obj:expr, $name:expr, |$s:ident| $body:expr) => {{
+        let obj: &Bound<'_, PyAny> = $obj;
+        with_ints!(@try obj, $name, $s, $body, i64, i32, u8, i8, i16, u16, u32, u64)
+    }};
+    (@try $obj:ident, $name:expr, $s:ident, $body:expr, $($t:ty),*) => {{
+        $(
+            if let Ok(a) = $obj.extract::<PyReadonlyArray1<'_, $t>>() {
+                let $s: &[$t] = slice(&a, $name)?;
+                return $body;
+            }
+        )*
+        return Err(PyTypeError::new_err(format!(
+            "{} must be a 1-D numpy array of an integer dtype", $name
+        )));
+    }};
+}
+
+/// Call `$body` with `$s: &[B]` for a 1-D bool or uint8 array.
+macro_rules! with_bits {
+    ($obj:expr, $name:expr, |$s:ident| $body:expr) => {{
+        let obj: &Bound<'_, PyAny> = $obj;
+        if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, bool>>() {
+            let $s: &[bool] = slice(&a, $name)?;
+            return $body;
+        }
+        if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, u8>>() {
+            let $s: &[u8] = slice(&a, $name)?;
+            return $body;
+        }
+        return Err(PyTypeError::new_err(format!(
+            "{} must be a 1-D numpy array of dtype bool or uint8",
+            $name
+        )));
+    }};
+}
+
+/// The two packed history planes (correct, presented).
+type WordPlanes<'py> = (Bound<'py, PyArray2<u64>>, Bound<'py, PyArray2<u64>>);
+
+/// The native per-sample ledger. Use `lrdecay.Ledger`.
+#[pyclass(module = "lrdecay._native", name = "LedgerCore")]
+pub struct PyLedgerCore {
+    inner: Ledger,
+}
+
+fn epoch_with_pred<B: BitLike>(
+    py: Python<'_>,
+    l: &mut Ledger,
+    correct: &[B],
+    pred: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    match pred {
+        None => py
+            .detach(|| l.record_epoch::<B, i64>(correct, None))
+            .into_py_result(),
+        Some(p) => with_ints!(p, "pred", |ps| py
+            .detach(|| l.record_epoch(correct, Some(ps)))
+            .into_py_result()),
+    }
+}
+
+fn batch_with_pred<I: IntLike, B: BitLike>(
+    py: Python<'_>,
+    l: &mut Ledger,
+    idx: &[I],
+    correct: &[B],
+    pred: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    match pred {
+        None => py
+            .detach(|| l.record_batch::<I, B, i64>(idx, correct, None))
+            .into_py_result(),
+        Some(p) => with_ints!(p, "pred", |ps| py
+            .detach(|| l.record_batch(idx, correct, Some(ps)))
+            .into_py_result()),
+    }
+}
+
+fn batch_with_correct<I: IntLike>(
+    py: Python<'_>,
+    l: &mut Ledger,
+    idx: &[I],
+    correct: &Bound<'_, PyAny>,
+    pred: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    with_bits!(correct, "correct", |cs| batch_with_pred(
+        py, l, idx, cs, pred
+    ))
+}
+
+fn ints_to_vec(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
+    with_ints!(obj, name, |s| Ok(s
+        .iter()
+        .map(|v| v.to_i64().unwrap_or(i64::MAX))
+        .collect()))
+}
+
+fn matrix<'py, T: numpy::Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    let a = Array2::from_shape_vec((rows, cols), v)
+        .map_err(|e| PyValueError::new_err(format!("internal shape error: {e}")))?;
+    Ok(PyArray2::from_owned_array(py, a))
+}
+
+#[pymethods]
+impl PyLedgerCore {
+    #[new]
+    #[pyo3(signature = (n_samples, groups=None, n_groups=0, flipped=None))]
+    fn new(
+        n_samples: usize,
+        groups: Option<&Bound<'_, PyAny>>,
+        n_groups: usize,
+        flipped: Option<PyReadonlyArray1<'_, bool>>,
+    ) -> PyResult<Self> {
+        let g = groups.map(|g| ints_to_vec(g, "groups")).transpose()?;
+        let f = match &flipped {
+            Some(a) => Some(slice(a, "flipped")?),
+            None => None,
+        };
+        let inner = Ledger::new(n_samples, g.as_deref(), n_groups, f).into_py_result()?;
+        Ok(PyLedgerCore { inner })
+    }
+
+    #[pyo3(signature = (correct, pred=None))]
+    fn record_epoch(
+        &mut self,
+        py: Python<'_>,
+        correct: &Bound<'_, PyAny>,
+        pred: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let l = &mut self.inner;
+        with_bits!(correct, "correct", |cs| epoch_with_pred(py, l, cs, pred))
+    }
+
+    #[pyo3(signature = (indices, correct, pred=None))]
+    fn record_batch(
+        &mut self,
+        py: Python<'_>,
+        indices: &Bound<'_, PyAny>,
+        correct: &Bound<'_, PyAny>,
+        pred: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let l = &mut self.inner;
+        with_ints!(indices, "indices", |is| batch_with_correct(
+            py, l, is, correct, pred
+        ))
+    }
+
+    fn end_epoch(&mut self, py: Python<'_>) -> PyResult<()> {
+        let l = &mut self.inner;
+        py.detach(|| l.end_epoch()).into_py_result()
+    }
+
+    fn set_clean_labels(&mut self, y: &Bound<'_, PyAny>) -> PyResult<()> {
+        let l = &mut self.inner;
+        with_ints!(y, "y_clean", |ys| l.set_clean_labels(ys).into_py_result())
+    }
+
+    #[getter]
+    fn n_samples(&self) -> usize {
+        self.inner.n_samples()
+    }
+    #[getter]
+    fn n_epochs(&self) -> usize {
+        self.inner.n_epochs()
+    }
+    #[getter]
+    fn n_groups(&self) -> usize {
+        self.inner.n_groups()
+    }
+    #[getter]
+    fn epoch_open(&self) -> bool {
+        self.inner.epoch_open()
+    }
+    #[getter]
+    fn history_nbytes(&self) -> usize {
+        self.inner.history_nbytes()
+    }
+
+    fn times_correct<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        let l = &self.inner;
+        PyArray1::from_vec(py, py.detach(|| l.times_correct()))
+    }
+    fn presentations<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        let l = &self.inner;
+        PyArray1::from_vec(py, py.detach(|| l.presentations()))
+    }
+    fn forgetting_events<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        let l = &self.inner;
+        PyArray1::from_vec(py, py.detach(|| l.forgetting_events()))
+    }
+    fn first_learned<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        PyArray1::from_vec(py, self.inner.first_learned())
+    }
+    fn learned_since<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+        let l = &self.inner;
+        PyArray1::from_vec(py, py.detach(|| l.learned_since()))
+    }
+    fn never_learned<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
+        let l = &self.inner;
+        PyArray1::from_vec(py, py.detach(|| l.never_learned()))
+    }
+    fn last_pred<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i32>>> {
+        self.inner.last_pred().map(|p| PyArray1::from_slice(py, p))
+    }
+    fn clean_labels<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i32>>> {
+        self.inner
+            .clean_labels()
+            .map(|p| PyArray1::from_slice(py, p))
+    }
+    fn group_ids<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i64>>> {
+        self.inner.group_ids().map(|g| PyArray1::from_vec(py, g))
+    }
+    fn flipped<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<bool>>> {
+        self.inner.flipped().map(|f| PyArray1::from_vec(py, f))
+    }
+
+    /// Per-epoch counts, epochs × (6 + 2·n_groups): presented, correct, presented_flipped,
+    /// correct_flipped, flipped_pred_clean, flipped_with_pred (−1: not computable), then per group
+    /// presented and per group correct.
+    fn epoch_counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
+        let l = &self.inner;
+        matrix(py, l.epoch_counts().to_vec(), l.n_epochs(), l.count_cols())
+    }
+
+    /// Correctness (or, with `presented=True`, presentation) history as bool, epochs × n_samples.
+    #[pyo3(signature = (presented=false))]
+    fn history<'py>(
+        &self,
+        py: Python<'py>,
+        presented: bool,
+    ) -> PyResult<Bound<'py, PyArray2<bool>>> {
+        let l = &self.inner;
+        let v = py.detach(|| l.unpack_history(presented));
+        matrix(py, v, l.n_epochs(), l.n_samples())
+    }
+
+    /// The packed history planes (correct, presented), each epochs × words of uint64.
+    fn history_words<'py>(&self, py: Python<'py>) -> PyResult<WordPlanes<'py>> {
+        let l = &self.inner;
+        let (c, p) = l.history_words();
+        Ok((
+            matrix(py, c.to_vec(), l.n_epochs(), l.words())?,
+            matrix(py, p.to_vec(), l.n_epochs(), l.words())?,
+        ))
+    }
+
+    /// Rebuild a core ledger from saved parts by replaying its history; ValueError when inconsistent.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (n_samples, groups, n_groups, flipped, hist_correct, hist_presented, n_epochs, pred_clean, last_pred, clean_labels))]
+    fn from_parts(
+        py: Python<'_>,
+        n_samples: usize,
+        groups: Option<PyReadonlyArray1<'_, i64>>,
+        n_groups: usize,
+        flipped: Option<PyReadonlyArray1<'_, bool>>,
+        hist_correct: PyReadonlyArray1<'_, u64>,
+        hist_presented: PyReadonlyArray1<'_, u64>,
+        n_epochs: usize,
+        pred_clean: PyReadonlyArray1<'_, i64>,
+        last_pred: Option<PyReadonlyArray1<'_, i64>>,
+        clean_labels: Option<PyReadonlyArray1<'_, i64>>,
+    ) -> PyResult<Self> {
+        let g = groups.as_ref().map(|a| slice(a, "groups")).transpose()?;
+        let f = flipped.as_ref().map(|a| slice(a, "flipped")).transpose()?;
+        let hc = slice(&hist_correct, "hist_correct")?;
+        let hp = slice(&hist_presented, "hist_presented")?;
+        let pc = slice(&pred_clean, "pred_clean")?;
+        let lp = last_pred
+            .as_ref()
+            .map(|a| slice(a, "last_pred"))
+            .transpose()?;
+        let yc = clean_labels
+            .as_ref()
+            .map(|a| slice(a, "clean_labels"))
+            .transpose()?;
+        let inner = py
+            .detach(|| Ledger::from_parts(n_samples, g, n_groups, f, hc, hp, n_epochs, pc, lp, yc))
+            .into_py_result()?;
+        Ok(PyLedgerCore { inner })
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyLedgerCore>()?;
+    m.add("LEDGER_MAX_GROUPS", lrdecay_core::ledger::MAX_GROUPS)?;
     Ok(())
 }
