@@ -1,0 +1,210 @@
+"""One Triton launch for the (optionally scheduled) SGD-momentum step over a flat parameter buffer.
+
+Per element (fp32 math whatever the storage dtype), in torch.optim.SGD's operation order, with each
+``a + alpha * b`` of torch done as one fused multiply-add as torch's CPU and CUDA kernels do::
+
+    g = -g if maximize;  g = fma(p, wd, g)
+    buf = g (first step)  |  fma(g, 1 - dampening, buf * momentum)
+    g = fma(buf, momentum, g) if nesterov else buf
+    p = fma(g, -lr, p)
+
+Traffic: read p, g, m and write p, m: 20 bytes per fp32 parameter (12 without momentum).
+
+With a schedule the LR is computed inside the kernel (float64, then cast to float32 as torch casts its
+Python-float LR) from an int64 step counter on the device, and the last program to arrive increments
+the counter, so the step needs no host sync and can be captured in a CUDA graph and replayed.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from lrdecay.kernels import interpreting
+from lrdecay.schedules import GEOMETRIC, PERIODIC, PIECEWISE
+
+__all__ = ["sgd_step", "BLOCK", "interpreting"]
+
+BLOCK = 1024
+NO_SCHEDULE = 0
+
+
+@triton.jit
+def _ipow(x, k):
+    # x ** k by squaring, float64, same operation order as lrdecay.schedules.ipow
+    r = x * 0.0 + 1.0
+    for _ in range(63):
+        r = tl.where((k & 1) == 1, r * x, r)
+        x = x * x
+        k = k >> 1
+    return r
+
+
+@triton.jit
+def _lr_inner(t, si_ptr, sf_ptr, KIND: tl.constexpr):
+    if KIND == 1:  # PIECEWISE: values[#boundaries <= t]
+        n = tl.load(si_ptr + 1).to(tl.int32)
+        k = t * 0
+        for i in range(n):
+            k += (tl.load(si_ptr + 2 + i) <= t).to(tl.int64)
+        lr = tl.load(sf_ptr + 1 + k)
+    elif KIND == 2:  # GEOMETRIC: base * gamma ** (t // period)
+        period = tl.load(si_ptr + 1)
+        lr = tl.load(sf_ptr + 1) * _ipow(tl.load(sf_ptr + 2), t // period)
+    else:  # PERIODIC: mirrored table over one half period
+        half = tl.load(si_ptr + 1)
+        r = t % (2 * half)
+        r = tl.where(r > half, 2 * half - r, r)
+        lr = tl.load(sf_ptr + 1 + r)
+    return lr
+
+
+@triton.jit
+def _sgd_step_kernel(
+    p_ptr,
+    g_ptr,
+    m_ptr,
+    n_elements,
+    lr,
+    momentum,
+    one_minus_dampening,
+    weight_decay,
+    step_ptr,
+    arrive_ptr,
+    si_ptr,
+    sf_ptr,
+    BLOCK: tl.constexpr,
+    HAS_WD: tl.constexpr,
+    HAS_MOMENTUM: tl.constexpr,
+    FIRST_STEP: tl.constexpr,
+    NESTEROV: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    KIND: tl.constexpr,
+    WARMUP: tl.constexpr,
+    INCREMENT: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    if KIND != 0:
+        t = tl.load(step_ptr)
+        if WARMUP:
+            warm = tl.load(si_ptr)
+            start = tl.load(sf_ptr)
+            in_warm = t < warm
+            inner = _lr_inner(tl.where(in_warm, 0, t - warm), si_ptr, sf_ptr, KIND)
+            ramp = start + (1.0 - start) * t.to(tl.float64) / warm.to(tl.float64)
+            lr64 = tl.where(in_warm, inner * ramp, inner)
+        else:
+            lr64 = _lr_inner(t, si_ptr, sf_ptr, KIND)
+        lr32 = lr64.to(tl.float32)
+        if INCREMENT:
+            # Every program has read t before it arrives; the last to arrive advances the counter.
+            arrived = tl.atomic_add(arrive_ptr, 1, sem="acq_rel")
+            last = arrived == nprog - 1
+            tl.store(step_ptr, t + 1, mask=last)
+            tl.store(arrive_ptr, arrived * 0, mask=last)
+    else:
+        lr32 = tl.cast(lr, tl.float32)
+    mu = tl.cast(momentum, tl.float32)
+    omd = tl.cast(one_minus_dampening, tl.float32)
+    wd = tl.cast(weight_decay, tl.float32)
+
+    for start in range(pid * BLOCK, n_elements, nprog * BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < n_elements
+        p_raw = tl.load(p_ptr + offs, mask=mask)
+        p = p_raw.to(tl.float32)
+        g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
+        if MAXIMIZE:
+            g = -g
+        if HAS_WD:
+            g = tl.fma(p, wd, g)
+        if HAS_MOMENTUM:
+            if FIRST_STEP:
+                buf = g
+            else:
+                buf = tl.load(m_ptr + offs, mask=mask).to(tl.float32)
+                buf = tl.fma(g, omd, buf * mu)
+            tl.store(m_ptr + offs, buf.to(p_raw.dtype), mask=mask)
+            if NESTEROV:
+                g = tl.fma(buf, mu, g)
+            else:
+                g = buf
+        p = tl.fma(g, -lr32, p)
+        tl.store(p_ptr + offs, p.to(p_raw.dtype), mask=mask)
+
+
+_SM_COUNT: dict[int, int] = {}
+
+
+def _max_programs(device: torch.device) -> int:
+    if device.type != "cuda":
+        # Interpreter: few programs, so the grid-stride loop and the arrival counter are exercised.
+        return 2
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _SM_COUNT:
+        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _SM_COUNT[idx] * 16
+
+
+def sgd_step(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    m: torch.Tensor | None,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first_step: bool,
+    schedule: tuple[int, bool, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    increment: bool = False,
+) -> None:
+    """One SGD step over flat 1-D contiguous ``p``, ``g`` (and ``m`` if momentum), in place.
+
+    ``schedule`` is ``(kind, warmup, ints, floats, step_counter, arrive_counter)`` from a
+    :class:`lrdecay.schedules.ScheduleCode` (ints/floats as int64/float64 device tensors, the counters
+    int64 / int32 one-element device tensors); then ``lr`` is ignored, and ``increment`` makes this
+    launch advance the step counter (set it on the last launch of an optimizer step).
+    """
+    n = p.numel()
+    has_momentum = momentum != 0
+    if n == 0 and not (schedule is not None and increment):
+        return
+    grid = (max(1, min(triton.cdiv(n, BLOCK), _max_programs(p.device))),)
+    if schedule is None:
+        kind, warmup = NO_SCHEDULE, False
+        step_t = arrive_t = si = p  # never read: KIND == 0 compiles those loads away
+        sf = p
+        increment = False
+    else:
+        kind, warmup, si, sf, step_t, arrive_t = schedule
+        if kind not in (PIECEWISE, GEOMETRIC, PERIODIC):
+            raise ValueError(f"unknown schedule kind {kind}")
+    _sgd_step_kernel[grid](
+        p,
+        g,
+        m if has_momentum else p,
+        n,
+        float(lr),
+        float(momentum),
+        1.0 - float(dampening),
+        float(weight_decay),
+        step_t,
+        arrive_t,
+        si,
+        sf,
+        BLOCK=BLOCK,
+        HAS_WD=weight_decay != 0,
+        HAS_MOMENTUM=has_momentum,
+        FIRST_STEP=bool(first_step),
+        NESTEROV=bool(nesterov),
+        MAXIMIZE=bool(maximize),
+        KIND=kind,
+        WARMUP=bool(warmup),
+        INCREMENT=bool(increment),
+        num_warps=4,
+    )

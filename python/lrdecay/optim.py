@@ -1,0 +1,519 @@
+"""``FusedSGD``: torch.optim.SGD's exact semantics, one Triton launch per step, device-side LR schedules.
+
+Backends:
+
+- ``"triton"``: the parameters of each (param group, device, dtype) are re-homed into one contiguous
+  buffer (``p.data`` becomes a view of it), their gradients into another (``p.grad`` is a view, so autograd
+  accumulates in place) and the momentum buffers into a third, so a step is one kernel launch reading
+  p, g, m and writing p, m (20 bytes per fp32 parameter). Runs on CUDA, and on CPU tensors under
+  ``TRITON_INTERPRET=1`` (how CI tests it).
+- ``"torch"``: torch's multi-tensor (``torch._foreach_*``) path, the same semantics; CPU, or no Triton.
+- ``"auto"``: ``"triton"`` when every parameter is on CUDA and Triton is installed, else ``"torch"``.
+
+With ``schedule=None`` the LR is ``group['lr']``, so every ``torch.optim.lr_scheduler`` drives it. With a
+:class:`lrdecay.schedules.Schedule` the LR of step ``t`` is ``schedule.lr_at(t, group['initial_lr'])``:
+on the triton backend computed inside the kernel from an int64 step counter on the device (no host sync;
+``step()`` can be captured in a CUDA graph and replayed, the LR advancing on every replay), and
+``group['lr']`` is kept at the LR the next step will use, from a host-side mirror of the counter.
+
+Differences from torch.optim.SGD, by design:
+
+- triton backend: ``zero_grad()`` zeroes the flat gradient buffer in place whatever ``set_to_none`` says
+  (``None`` would break the views). A parameter that then gets no gradient in a backward pass has a zero
+  gradient, not ``None``, and is stepped (weight decay, momentum); set ``p.grad = None`` yourself to skip
+  it. Gradients assigned from outside (``p.grad = tensor``) are copied into the flat buffer at the next
+  step, which is correct but slower.
+- triton backend: create the optimizer after moving the model (``model.to(...)`` replaces ``p.data``);
+  a replaced parameter storage is detected and raises.
+- Sparse gradients and tensor learning rates are not supported.
+- After replaying a captured step ``n`` times, call :meth:`FusedSGD.sync_step_count` (one host sync) to
+  refresh ``step_count`` and ``group['lr']``; ``state_dict()`` does this itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from numbers import Real
+from typing import Any, Callable, Iterable
+
+import torch
+from torch.optim import Optimizer
+
+from lrdecay.schedules import Schedule
+
+__all__ = ["FusedSGD", "SparseGradientError"]
+
+_BACKENDS = ("auto", "torch", "triton")
+_HYPER = ("lr", "momentum", "dampening", "weight_decay")
+
+
+class SparseGradientError(TypeError, RuntimeError):
+    """A sparse gradient reached FusedSGD (a TypeError, and a RuntimeError like torch's fused SGD raises)."""
+
+
+def _triton_available() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def _validate_hyper(values: dict[str, Any]) -> None:
+    """torch.optim.SGD's checks and messages, plus type checks; raises before anything is changed."""
+    for name in _HYPER:
+        if name not in values:
+            continue
+        v = values[name]
+        if isinstance(v, torch.Tensor):
+            raise TypeError(f"{name} must be a Python float, not a tensor (for a device-side LR use schedule=)")
+        if isinstance(v, bool) or not isinstance(v, Real):
+            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+        if math.isnan(v):
+            raise ValueError(f"{name} must not be NaN")
+    if values.get("lr", 0.0) < 0.0:
+        raise ValueError(f"Invalid learning rate: {values['lr']}")
+    if values.get("momentum", 0.0) < 0.0:
+        raise ValueError(f"Invalid momentum value: {values['momentum']}")
+    if values.get("weight_decay", 0.0) < 0.0:
+        raise ValueError(f"Invalid weight_decay value: {values['weight_decay']}")
+    if values.get("nesterov", False) and (values.get("momentum", 0.0) <= 0 or values.get("dampening", 0.0) != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+class _Bucket:
+    """The parameters of one (group, device, dtype), re-homed into flat buffers (triton backend)."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.params = params
+        self.sizes = [p.numel() for p in params]
+        self.offsets = [0]
+        for n in self.sizes:
+            self.offsets.append(self.offsets[-1] + n)
+        ref = params[0]
+        total = self.offsets[-1]
+        with torch.no_grad():
+            self.flat_p = torch.empty(total, dtype=ref.dtype, device=ref.device)
+            self.flat_g = torch.zeros(total, dtype=ref.dtype, device=ref.device)
+            self.p_views: list[torch.Tensor] = []
+            self.g_views: list[torch.Tensor] = []
+            for p, a, b in zip(params, self.offsets, self.offsets[1:]):
+                pv = self.flat_p[a:b].view(p.shape)
+                pv.copy_(p.detach())
+                gv = self.flat_g[a:b].view(p.shape)
+                if p.grad is not None:
+                    gv.copy_(p.grad.detach())
+                p.data = pv
+                p.grad = gv
+                self.p_views.append(pv)
+                self.g_views.append(gv)
+        self.flat_m: torch.Tensor | None = None
+        self.m_views: list[torch.Tensor] = []
+        self.has_buf = [False] * len(params)
+        self.all_have_buf = False
+
+    def ensure_momentum(self) -> None:
+        if self.flat_m is None:
+            self.flat_m = torch.zeros_like(self.flat_p)
+            self.m_views = [self.flat_m[a:b].view(p.shape) for p, a, b in zip(self.params, self.offsets, self.offsets[1:])]
+
+    def check_storage(self) -> None:
+        for i in (0, len(self.params) - 1):
+            if self.params[i].data_ptr() != self.p_views[i].data_ptr():
+                raise RuntimeError(
+                    "FusedSGD: a parameter's storage was replaced after the optimizer re-homed it "
+                    "(e.g. model.to() after creating the optimizer); create the optimizer after moving the model"
+                )
+
+
+class FusedSGD(Optimizer):
+    """SGD with momentum, exactly torch.optim.SGD's update, in one Triton launch, with device-side schedules.
+
+    Args:
+        params: parameters or param-group dicts, as for any torch optimizer.
+        lr: learning rate (>= 0); the schedule's base LR when ``schedule`` has no ``base_lr``.
+        momentum, dampening, weight_decay, nesterov, maximize: as in ``torch.optim.SGD``.
+        schedule: a :class:`lrdecay.schedules.Schedule` evaluated from the optimizer's step count
+            (on the device for the triton backend), or None to use ``group['lr']`` as is.
+        backend: ``"auto"``, ``"triton"`` or ``"torch"`` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        schedule: Schedule | None = None,
+        backend: str = "auto",
+    ) -> None:
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize,
+        )
+        _validate_hyper(defaults)
+        if schedule is not None and not isinstance(schedule, Schedule):
+            hint = ""
+            if isinstance(schedule, torch.optim.lr_scheduler.LRScheduler):
+                hint = " (torch LR schedulers drive group['lr'] themselves: pass schedule=None and use them as usual)"
+            raise TypeError(
+                f"schedule must be a lrdecay.schedules.Schedule or None, got {type(schedule).__name__}{hint}"
+            )
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        params = list(params)
+        self._requested_backend = backend
+        self.schedule = schedule
+        self._step_count_host = 0
+        self._buckets: list[list[_Bucket]] = []
+        self._sched_codes: dict[tuple[int, torch.device], tuple] = {}
+        self._counters: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.backend = self._resolve_backend(backend, params)
+        super().__init__(params, defaults)
+
+    # ----------------------------------------------------------------- setup
+
+    @staticmethod
+    def _all_tensors(params: list) -> list[torch.Tensor]:
+        out = []
+        for item in params:
+            if isinstance(item, dict):
+                ps = item.get("params", [])
+                out.extend([ps] if isinstance(ps, torch.Tensor) else list(ps))
+            else:
+                out.append(item)
+        return [t for t in out if isinstance(t, torch.Tensor)]
+
+    def _resolve_backend(self, backend: str, params: list) -> str:
+        tensors = self._all_tensors(params)
+        all_cuda = bool(tensors) and all(t.is_cuda for t in tensors)
+        if backend == "auto":
+            return "triton" if all_cuda and _triton_available() else "torch"
+        if backend == "triton":
+            if not _triton_available():
+                raise ValueError("backend='triton' needs the triton package; use backend='torch' or 'auto'")
+            from lrdecay.kernels import interpreting
+
+            if not all_cuda and not interpreting():
+                raise ValueError(
+                    "backend='triton' needs CUDA parameters (or TRITON_INTERPRET=1 for Triton's CPU interpreter); "
+                    "use backend='torch' or 'auto'"
+                )
+        return backend
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group (validated like the constructor's arguments; re-homed on the triton backend)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        _validate_hyper({**self.defaults, **param_group} if hasattr(self, "defaults") else param_group)
+        params = param_group.get("params")
+        tensors = [params] if isinstance(params, torch.Tensor) else list(params or [])
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and t.is_sparse:
+                raise SparseGradientError("FusedSGD does not support sparse parameters")
+            if isinstance(t, torch.Tensor) and not t.is_floating_point():
+                raise TypeError(f"FusedSGD optimizes floating-point parameters only, got dtype {t.dtype}")
+        if self.backend == "triton":
+            devs = {t.device for t in tensors if isinstance(t, torch.Tensor)}
+            from lrdecay.kernels import interpreting
+
+            if any(d.type != "cuda" for d in devs) and not interpreting():
+                raise ValueError("backend='triton' needs CUDA parameters (or TRITON_INTERPRET=1)")
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        gi = len(self.param_groups) - 1
+        if self.schedule is not None:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = self.schedule.lr_at(self._step_count_host, self._base(group))
+        if self.backend == "triton":
+            buckets: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+            for p in group["params"]:
+                buckets.setdefault((p.device, p.dtype), []).append(p)
+            self._buckets.append([_Bucket(ps) for ps in buckets.values()])
+            for dev in {p.device for p in group["params"]}:
+                self._encode(gi, group, dev)
+
+    def _base(self, group: dict[str, Any]) -> float:
+        return group.get("initial_lr", group["lr"])
+
+    def _encode(self, gi: int, group: dict[str, Any], device: torch.device) -> None:
+        if self.schedule is None:
+            return
+        code = self.schedule.encode(self._base(group))
+        si = torch.tensor(code.ints, dtype=torch.int64, device=device)
+        sf = torch.tensor(code.floats, dtype=torch.float64, device=device)
+        self._sched_codes[(gi, device)] = (code.kind, code.warmup, si, sf)
+        if device not in self._counters:
+            self._counters[device] = (
+                torch.full((1,), self._step_count_host, dtype=torch.int64, device=device),
+                torch.zeros(1, dtype=torch.int32, device=device),
+            )
+
+    # ----------------------------------------------------------------- step count / lr
+
+    @property
+    def step_count(self) -> int:
+        """Optimizer steps taken, as known on the host (see :meth:`sync_step_count` after graph replays)."""
+        return self._step_count_host
+
+    def sync_step_count(self) -> int:
+        """Read the device step counter (one host sync), update ``step_count`` and ``group['lr']``."""
+        if self._counters:
+            counter = next(iter(self._counters.values()))[0]
+            self._step_count_host = int(counter.item())
+        self._refresh_lr()
+        return self._step_count_host
+
+    def _refresh_lr(self) -> None:
+        if self.schedule is None:
+            return
+        for group in self.param_groups:
+            group["lr"] = self.schedule.lr_at(self._step_count_host, self._base(group))
+
+    def current_lrs(self) -> list[float]:
+        """The LR each group's next step uses (``group['lr']``)."""
+        return [g["lr"] for g in self.param_groups]
+
+    # ----------------------------------------------------------------- public API
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients. On the triton backend, always in place (``set_to_none`` is ignored: the
+        gradients are views of one flat buffer that autograd accumulates into), so parameters keep a
+        zero gradient rather than ``None``."""
+        if self.backend != "triton":
+            super().zero_grad(set_to_none=set_to_none)
+            return
+        with torch.no_grad():
+            for buckets in self._buckets:
+                for b in buckets:
+                    b.flat_g.zero_()
+                    for p, gv in zip(b.params, b.g_views):
+                        if p.grad is not gv:
+                            p.grad = gv
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        """One SGD step for every parameter that has a gradient (``.grad is None``: skipped, untouched)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self.backend == "triton":
+            self._step_triton()
+        else:
+            self._step_torch()
+        if not self._capturing():
+            self._step_count_host += 1
+            self._refresh_lr()
+        return loss
+
+    def _capturing(self) -> bool:
+        # Under CUDA-graph capture nothing executes, so the host mirror of the step counter must not move.
+        devs = list(self._counters) + [
+            b.flat_p.device for buckets in self._buckets for b in buckets
+        ][:1]
+        return any(d.type == "cuda" for d in devs) and torch.cuda.is_current_stream_capturing()
+
+    def _group_lr(self, group: dict[str, Any]) -> float:
+        if self.schedule is None:
+            return group["lr"]
+        return self.schedule.lr_at(self._step_count_host, self._base(group))
+
+    # ----------------------------------------------------------------- torch backend
+
+    def _step_torch(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.is_sparse:
+                    raise SparseGradientError("FusedSGD does not support sparse gradients (torch: `_fused_sgd` does not support sparse gradients)")
+        if self.schedule is not None and any(
+            p.is_cuda for g in self.param_groups for p in g["params"]
+        ) and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("capturing FusedSGD.step() with a schedule needs backend='triton'")
+        for group in self.param_groups:
+            lr = self._group_lr(group)
+            momentum = group["momentum"]
+            dampening = group["dampening"]
+            wd = group["weight_decay"]
+            nesterov = group["nesterov"]
+            maximize = group["maximize"]
+            per_dev: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+            for p in group["params"]:
+                if p.grad is not None:
+                    per_dev.setdefault((p.device, p.dtype), []).append(p)
+            for params in per_dev.values():
+                grads = [p.grad for p in params]
+                # Like torch: `grads` holds fresh tensors only after maximize/weight decay made them.
+                owned = False
+                if maximize:
+                    grads = torch._foreach_neg(grads)
+                    owned = True
+                if wd != 0:
+                    if owned:
+                        torch._foreach_add_(grads, params, alpha=wd)
+                    else:
+                        grads = torch._foreach_add(grads, params, alpha=wd)
+                        owned = True
+                if momentum != 0:
+                    old = [self.state[p].get("momentum_buffer") for p in params]
+                    if all(b is not None for b in old):
+                        bufs = old
+                        torch._foreach_mul_(bufs, momentum)
+                        torch._foreach_add_(bufs, grads, alpha=1 - dampening)
+                    else:
+                        bufs = []
+                        for p, b, g in zip(params, old, grads):
+                            if b is None:
+                                b = g.detach().clone()
+                                self.state[p]["momentum_buffer"] = b
+                            else:
+                                b.mul_(momentum).add_(g, alpha=1 - dampening)
+                            bufs.append(b)
+                    if nesterov:
+                        # Out of place when `grads` are the user's .grad tensors (torch's single-tensor
+                        # path leaves .grad untouched too).
+                        if owned:
+                            torch._foreach_add_(grads, bufs, alpha=momentum)
+                        else:
+                            grads = torch._foreach_add(grads, bufs, alpha=momentum)
+                    else:
+                        grads = bufs
+                torch._foreach_add_(params, grads, alpha=-lr)
+
+    # ----------------------------------------------------------------- triton backend
+
+    def _step_triton(self) -> None:
+        from lrdecay.kernels.sgd_step import sgd_step
+
+        # Pass 1: inspect everything and validate, so a bad input raises before anything changes.
+        plans = []
+        for gi, group in enumerate(self.param_groups):
+            for b in self._buckets[gi]:
+                b.check_storage()
+                grads = [p.grad for p in b.params]
+                if all(g is v for g, v in zip(grads, b.g_views)):
+                    plans.append((gi, group, b, None))
+                    continue
+                for g in grads:
+                    if g is not None and g.is_sparse:
+                        raise SparseGradientError(
+                            "FusedSGD does not support sparse gradients "
+                            "(torch: `_fused_sgd` does not support sparse gradients)"
+                        )
+                plans.append((gi, group, b, grads))
+
+        # Pass 2: pull foreign gradients into the flat buffer, build contiguous runs of parameters that
+        # share (has a gradient, first momentum step), one launch per run: one in the common case.
+        launches = []
+        for gi, group, b, grads in plans:
+            momentum = group["momentum"]
+            if momentum != 0:
+                b.ensure_momentum()
+            if grads is None and (momentum == 0 or b.all_have_buf or not any(b.has_buf)):
+                first = momentum != 0 and not b.all_have_buf
+                launches.append((gi, group, b, 0, len(b.params), first))
+                continue
+            if grads is None:
+                grads = b.g_views
+            flags = []
+            for i, (p, g, gv) in enumerate(zip(b.params, grads, b.g_views)):
+                if g is not None and g is not gv:
+                    gv.copy_(g)
+                    p.grad = gv
+                flags.append((g is not None, momentum != 0 and not b.has_buf[i]))
+            i = 0
+            while i < len(flags):
+                j = i
+                while j < len(flags) and flags[j] == flags[i]:
+                    j += 1
+                if flags[i][0]:
+                    launches.append((gi, group, b, i, j, flags[i][1]))
+                i = j
+
+        # The step counter advances once per step, in the last launch on each device.
+        last_on_dev: dict[torch.device, int] = {}
+        for k, (_gi, _group, b, *_rest) in enumerate(launches):
+            last_on_dev[b.flat_p.device] = k
+        for k, (gi, group, b, i, j, first) in enumerate(launches):
+            a, e = b.offsets[i], b.offsets[j]
+            dev = b.flat_p.device
+            sched = None
+            if self.schedule is not None:
+                kind, warmup, si, sf = self._sched_codes[(gi, dev)]
+                step_t, arrive_t = self._counters[dev]
+                sched = (kind, warmup, si, sf, step_t, arrive_t)
+            momentum = group["momentum"]
+            sgd_step(
+                b.flat_p[a:e],
+                b.flat_g[a:e],
+                b.flat_m[a:e] if momentum != 0 else None,
+                lr=group["lr"],
+                momentum=momentum,
+                dampening=group["dampening"],
+                weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+                first_step=first,
+                schedule=sched,
+                increment=last_on_dev.get(dev) == k,
+            )
+            if first:
+                for idx in range(i, j):
+                    b.has_buf[idx] = True
+                    self.state[b.params[idx]]["momentum_buffer"] = b.m_views[idx]
+                b.all_have_buf = all(b.has_buf)
+        if self.schedule is not None:
+            for dev, (step_t, _) in self._counters.items():
+                if dev not in last_on_dev:
+                    step_t.add_(1)
+
+    # ----------------------------------------------------------------- state dict
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim.SGD-compatible state dict; each group also records ``step_count`` (the schedule
+        position), which torch.optim.SGD carries along unused."""
+        if self._counters and not self._capturing():
+            self.sync_step_count()
+        sd = super().state_dict()
+        for g in sd["param_groups"]:
+            g["step_count"] = self._step_count_host
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a FusedSGD or torch.optim.SGD state dict; momentum buffers are copied into the flat buffer."""
+        groups = state_dict.get("param_groups", [])
+        for g in groups:
+            _validate_hyper(g)
+        super().load_state_dict(state_dict)
+        steps = [g.get("step_count", 0) for g in groups]
+        self._step_count_host = int(max(steps)) if steps else 0
+        for g in self.param_groups:
+            g.pop("step_count", None)
+            if self.schedule is not None:
+                g.setdefault("initial_lr", g["lr"])
+        with torch.no_grad():
+            for step_t, arrive_t in self._counters.values():
+                step_t.fill_(self._step_count_host)
+                arrive_t.zero_()
+            if self.backend == "triton":
+                self._sched_codes.clear()
+                for gi, group in enumerate(self.param_groups):
+                    for dev in {p.device for p in group["params"]}:
+                        self._encode(gi, group, dev)
+                    for b in self._buckets[gi]:
+                        for idx, p in enumerate(b.params):
+                            buf = self.state[p].get("momentum_buffer") if p in self.state else None
+                            if buf is None:
+                                b.has_buf[idx] = False
+                                if p in self.state:
+                                    self.state[p].pop("momentum_buffer", None)
+                                continue
+                            b.ensure_momentum()
+                            mv = b.m_views[idx]
+                            if buf is not mv:
+                                mv.copy_(buf)
+                                self.state[p]["momentum_buffer"] = mv
+                            b.has_buf[idx] = True
+                        b.all_have_buf = all(b.has_buf)
+        self._refresh_lr()
