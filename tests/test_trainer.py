@@ -66,6 +66,21 @@ def test_short_run_learns_well_above_chance():
     assert [h["lr"] for h in r.history] == pytest.approx([0.1, 0.1, 0.01, 0.01])
 
 
+def test_short_run_learns_the_ps10_pattern_dataset():
+    # the config builds the data itself: ps10 with label noise, a test split and one probe set per group
+    cfg = small_config(n_train=2000, n_test=500, probe_groups=True, label_noise=0.2, epochs=3, width=64,
+                       batch_size=128)
+    r = train(cfg)
+    last = r.final
+    chance = 0.1
+    assert last["test"]["probe_easy"]["acc"] > 0.7  # the easy pattern is learned fast
+    assert last["test"]["test"]["acc"] > 3 * chance
+    assert last["train_acc"] > 3 * chance
+    assert set(last["test"]) == {"test", "probe_easy", "probe_complex", "probe_noise"}
+    assert set(last["test"]["probe_complex"]["acc_group"]) == {"complex"}
+    assert last["memorized"] is not None and 0 <= last["memorized"] <= 1
+
+
 def _reference_run(cfg, ds, trainer):
     """A plain loop a user would write: same init, same per-epoch order, torch SGD + MultiStepLR."""
     model = copy.deepcopy(trainer.model)

@@ -487,8 +487,9 @@ class Trainer:
                     tot = torch.bincount(d.group, minlength=d.n_groups)
                     hit = torch.bincount(d.group[correct], minlength=d.n_groups)
                     tot_h, hit_h = tot.cpu().numpy(), hit.cpu().numpy()
+                    # only the groups this set has samples of (a probe set holds one group)
                     res["acc_group"] = {
-                        g: (float(hit_h[i] / tot_h[i]) if tot_h[i] else None) for i, g in enumerate(d.group_names)
+                        g: float(hit_h[i] / tot_h[i]) for i, g in enumerate(d.group_names) if tot_h[i]
                     }
                 res["acc"] = float(hits.item()) / d.n
                 res["loss"] = float(loss_sum.item()) / d.n
