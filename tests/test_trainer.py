@@ -170,6 +170,28 @@ def test_statistics_equal_direct_recomputation_at_lr_zero():
     assert ev["loss"] == pytest.approx(want_loss, rel=1e-5)
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ledger_agrees_with_the_epoch_records(tmp_path, drop_last):
+    pytest.importorskip("lrdecay.ledger")
+    from lrdecay import Ledger
+
+    ds = clusters(203, seed=7, noise=0.25)
+    r = train(small_config(ledger=True, drop_last=drop_last), dataset=ds, out_dir=tmp_path)
+    s = r.summary()
+    assert list(s["epoch"]) == [1, 2, 3] or list(s["epoch"]) == [0, 1, 2]
+    for e, rec in enumerate(r.history):
+        assert s["presented"][e] == rec["presented"]
+        assert s["accuracy"][e] == pytest.approx(rec["train_acc"], abs=1e-12)
+        assert s["memorized"][e] == pytest.approx(rec["memorized"], abs=1e-12)
+        assert s["accuracy_clean"][e] == pytest.approx(rec["train_acc_clean"], abs=1e-12)
+        assert s["predicted_clean"][e] == pytest.approx(rec["predicted_clean"], abs=1e-12)
+        groups = dict(zip(s["group_names"], s["accuracy_group"][e]))
+        assert groups == pytest.approx(rec["train_acc_group"], abs=1e-12)
+    # the ledger saved next to the logs round-trips
+    saved = Ledger.load(r.files["ledger"])
+    assert np.array_equal(saved.history(), r.ledger.history())
+
+
 def test_same_seed_same_bytes_other_seed_differs():
     ds = clusters(150, seed=2)
     runs = [train(small_config(seed=s, epochs=2), dataset=ds) for s in (7, 7, 8)]
