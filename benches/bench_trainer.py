@@ -24,7 +24,7 @@ from lrdecay.models import MLP
 from lrdecay.trainer import Trainer, TrainConfig
 
 FULL = dict(n=50_000, width=512, rounds=5)
-QUICK = dict(n=1_000, width=32, rounds=1)
+QUICK = dict(n=512, width=32, rounds=1)
 
 
 def _dataset(n: int):

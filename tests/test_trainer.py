@@ -66,6 +66,21 @@ def test_short_run_learns_well_above_chance():
     assert [h["lr"] for h in r.history] == pytest.approx([0.1, 0.1, 0.01, 0.01])
 
 
+def test_short_run_learns_the_ps10_pattern_dataset():
+    # the config builds the data itself: ps10 with label noise, a test split and one probe set per group
+    cfg = small_config(n_train=2000, n_test=500, probe_groups=True, label_noise=0.2, epochs=3, width=64,
+                       batch_size=128)
+    r = train(cfg)
+    last = r.final
+    chance = 0.1
+    assert last["test"]["probe_easy"]["acc"] > 0.7  # the easy pattern is learned fast
+    assert last["test"]["test"]["acc"] > 3 * chance
+    assert last["train_acc"] > 3 * chance
+    assert set(last["test"]) == {"test", "probe_easy", "probe_complex", "probe_noise"}
+    assert set(last["test"]["probe_complex"]["acc_group"]) == {"complex"}
+    assert last["memorized"] is not None and 0 <= last["memorized"] <= 1
+
+
 def _reference_run(cfg, ds, trainer):
     """A plain loop a user would write: same init, same per-epoch order, torch SGD + MultiStepLR."""
     model = copy.deepcopy(trainer.model)
@@ -153,6 +168,28 @@ def test_statistics_equal_direct_recomputation_at_lr_zero():
     assert ev["acc_group"]["hard"] == (pred_eval == ds["y"])[g == 1].mean()
     want_loss = F.cross_entropy(out_eval, torch.from_numpy(ds["y"]).long()).item()
     assert ev["loss"] == pytest.approx(want_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ledger_agrees_with_the_epoch_records(tmp_path, drop_last):
+    pytest.importorskip("lrdecay.ledger")
+    from lrdecay import Ledger
+
+    ds = clusters(203, seed=7, noise=0.25)
+    r = train(small_config(ledger=True, drop_last=drop_last), dataset=ds, out_dir=tmp_path)
+    s = r.summary()
+    assert list(s["epoch"]) == [1, 2, 3] or list(s["epoch"]) == [0, 1, 2]
+    for e, rec in enumerate(r.history):
+        assert s["presented"][e] == rec["presented"]
+        assert s["accuracy"][e] == pytest.approx(rec["train_acc"], abs=1e-12)
+        assert s["memorized"][e] == pytest.approx(rec["memorized"], abs=1e-12)
+        assert s["accuracy_clean"][e] == pytest.approx(rec["train_acc_clean"], abs=1e-12)
+        assert s["predicted_clean"][e] == pytest.approx(rec["predicted_clean"], abs=1e-12)
+        groups = dict(zip(s["group_names"], s["accuracy_group"][e]))
+        assert groups == pytest.approx(rec["train_acc_group"], abs=1e-12)
+    # the ledger saved next to the logs round-trips
+    saved = Ledger.load(r.files["ledger"])
+    assert np.array_equal(saved.history(), r.ledger.history())
 
 
 def test_same_seed_same_bytes_other_seed_differs():
