@@ -150,10 +150,10 @@ def test_memorization_rule():
     from lrdecay.experiments import memorization as m
 
     good = _n(mem_stage1_lrDecay=[0.05, 0.1, 0.0], mem_stage1_small=[0.10, 0.3, 0.2],
-              mem_final_lrDecay=[0.3, 0.15, 0.05])
+              mem_final_lrDecay=[0.3, 0.2, 0.05])
     assert m.judge(good).status == SUPPORTED
     assert m.judge({**good, "mem_stage1_small": [0.099, 0.3, 0.2]}).status == INCONCLUSIVE
-    assert m.judge({**good, "mem_final_lrDecay": [0.3, 0.149, 0.05]}).status == INCONCLUSIVE
+    assert m.judge({**good, "mem_final_lrDecay": [0.3, 0.14, 0.05]}).status == INCONCLUSIVE
     bad = _n(mem_stage1_lrDecay=[0.3, 0.2, 0.4], mem_stage1_small=[0.3, 0.1, 0.2], mem_final_lrDecay=[1, 1, 1])
     assert m.judge(bad).status == NOT_SUPPORTED
 

@@ -43,6 +43,7 @@ __all__ = [
     "PIECEWISE",
     "GEOMETRIC",
     "PERIODIC",
+    "AutoDecay",
 ]
 
 PIECEWISE = 1
@@ -399,3 +400,140 @@ class Warmup(Schedule):
         """Warmup length given in epochs (``then`` should already count steps)."""
         spe = _check_steps_per_epoch(steps_per_epoch)
         return cls(_check_int("epochs", epochs, 1) * spe, then, start_factor=start_factor, base_lr=base_lr)
+
+
+# ============================================================================ AutoDecay (host side)
+# Not a step-indexed Schedule: AutoDecay watches the per-epoch training loss on the host and decays the LR
+# when the loss has plateaued, i.e. when the current stage has ended (You et al., v1: "AutoDecay").
+
+
+class AutoDecay:
+    """Decay the learning rate by ``gamma`` when the training loss stops improving (a stage has ended).
+
+    Call :meth:`step` once per epoch with that epoch's mean training loss. The plateau test: once at
+    least ``max(window, min_stage)`` epochs have passed since the last decay (or the start), fit a
+    least-squares line to the last ``window`` epoch losses; with slope ``b`` (loss per epoch) and mean
+    ``m`` of those losses, the *relative improvement rate* is ``-b / m``. If it is below ``threshold``
+    (e.g. 0.01: the loss falls by less than 1% per epoch), the stage has ended: every param group's
+    ``lr`` is multiplied by ``gamma`` (not below ``min_lr``) and the window restarts. At most
+    ``max_decays`` decays (None: unlimited). A line fit over a window, rather than a comparison of two
+    epochs, keeps a single noisy epoch from triggering or blocking a decay.
+
+    It sets ``group['lr']`` on the host, so the optimizer must read its LR from ``group['lr']``:
+    ``torch.optim.SGD`` (any torch optimizer), or :class:`lrdecay.optim.FusedSGD` built with
+    ``schedule=None`` (a FusedSGD with a device-side schedule would overwrite the LR; that is refused).
+    A FusedSGD step captured in a CUDA graph bakes the LR in, so run such steps eagerly.
+
+    ``optimizer=None`` is allowed for a dry run: give ``base_lr`` and read :attr:`lr`.
+
+    Args:
+        optimizer: the optimizer whose ``param_groups`` LRs are decayed, or None.
+        gamma: multiplicative decay in (0, 1).
+        window: epochs in the line fit (>= 2).
+        threshold: relative improvement rate per epoch below which the loss counts as plateaued (>= 0).
+        min_stage: minimum epochs between decays (default: ``window``).
+        max_decays: maximum number of decays (None: unlimited).
+        min_lr: never decay a group's LR below this.
+        base_lr: the starting LR when ``optimizer`` is None.
+    """
+
+    def __init__(
+        self,
+        optimizer=None,
+        *,
+        gamma: float = 0.1,
+        window: int = 3,
+        threshold: float = 0.01,
+        min_stage: int | None = None,
+        max_decays: int | None = None,
+        min_lr: float = 0.0,
+        base_lr: float | None = None,
+    ) -> None:
+        gamma = _check_float("gamma", gamma, low=0.0, low_open=True)
+        if gamma >= 1.0:
+            raise ValueError(f"gamma must be in (0, 1), got {gamma}")
+        window = _check_int("window", window, 2)
+        threshold = _check_float("threshold", threshold)
+        min_stage = window if min_stage is None else _check_int("min_stage", min_stage, 1)
+        if max_decays is not None:
+            max_decays = _check_int("max_decays", max_decays, 0)
+        min_lr = _check_float("min_lr", min_lr)
+        if optimizer is None:
+            if base_lr is None:
+                raise ValueError("AutoDecay needs an optimizer or a base_lr")
+            self._lrs = [_check_float("base_lr", base_lr)]
+        else:
+            groups = getattr(optimizer, "param_groups", None)
+            if not isinstance(groups, list) or not groups:
+                raise TypeError(f"optimizer must be a torch optimizer or None, got {type(optimizer).__name__}")
+            if getattr(optimizer, "schedule", None) is not None:
+                raise ValueError(
+                    "AutoDecay sets group['lr'] on the host, but this optimizer has a device-side schedule "
+                    "that overrides it: build FusedSGD with schedule=None"
+                )
+            self._lrs = None
+        self.optimizer = optimizer
+        self.gamma, self.window, self.threshold = gamma, window, threshold
+        self.min_stage, self.max_decays, self.min_lr = min_stage, max_decays, min_lr
+        self.epoch = 0  # epochs seen
+        self.decay_epochs: list[int] = []  # epochs (1-based count of epochs seen) after which the LR dropped
+        self._losses: list[float] = []  # losses since the last decay
+
+    @property
+    def lr(self) -> float:
+        """The current LR (of the first param group)."""
+        return self._lrs[0] if self.optimizer is None else float(self.optimizer.param_groups[0]["lr"])
+
+    @staticmethod
+    def improvement_rate(losses: Sequence[float]) -> float:
+        """``-slope / mean`` of the least-squares line through ``losses`` (one per epoch)."""
+        n = len(losses)
+        if n < 2:
+            raise ValueError(f"improvement_rate needs at least 2 losses, got {n}")
+        xm = (n - 1) / 2.0
+        m = sum(losses) / n
+        sxx = sum((i - xm) ** 2 for i in range(n))
+        sxy = sum((i - xm) * (v - m) for i, v in enumerate(losses))
+        slope = sxy / sxx
+        return -slope / m if m > 0 else 0.0
+
+    def plateaued(self) -> bool:
+        """Whether the plateau test fires on the losses seen since the last decay."""
+        if len(self._losses) < max(self.window, self.min_stage):
+            return False
+        return self.improvement_rate(self._losses[-self.window :]) < self.threshold
+
+    def step(self, loss: float) -> bool:
+        """Record one epoch's training loss; decay the LR if the stage has ended. Returns True on a decay."""
+        if isinstance(loss, bool) or not isinstance(loss, Real):
+            raise TypeError(f"loss must be a real number, got {type(loss).__name__}")
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise ValueError(f"loss must be finite, got {loss}")
+        self.epoch += 1
+        self._losses.append(loss)
+        if self.max_decays is not None and len(self.decay_epochs) >= self.max_decays:
+            return False
+        if not self.plateaued():
+            return False
+        if self.optimizer is None:
+            self._lrs = [max(v * self.gamma, self.min_lr) for v in self._lrs]
+        else:
+            for group in self.optimizer.param_groups:
+                group["lr"] = max(group["lr"] * self.gamma, self.min_lr)
+        self.decay_epochs.append(self.epoch)
+        self._losses = []
+        return True
+
+    def state_dict(self) -> dict:
+        """Everything but the optimizer (its LRs are in its own state dict)."""
+        return {"epoch": self.epoch, "decay_epochs": list(self.decay_epochs), "losses": list(self._losses),
+                "lrs": None if self._lrs is None else list(self._lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        self.epoch = int(state["epoch"])
+        self.decay_epochs = [int(e) for e in state["decay_epochs"]]
+        self._losses = [float(v) for v in state["losses"]]
+        if state.get("lrs") is not None:
+            self._lrs = [float(v) for v in state["lrs"]]

@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {**_COMMON, "preset": "toy", "n_train": 256, "n_test": 128, "width": 64, "depth": 2, "batch_size": 32,
              "epochs": 6, "milestones": [2, 4], "sgd_window": 1, "gd_steps": 30, "gd_milestones": [10, 20],
              "gd_window": 2, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
-    "quick": {**_COMMON, "preset": "ps10", "n_train": 2_000, "n_test": 1_000, "width": 512, "depth": 3,
+    "quick": {**_COMMON, "preset": "ps10", "n_train": 2_000, "n_test": 1_000, "width": 128, "depth": 3,
               "batch_size": 128, "epochs": 30, "milestones": [10, 20], "sgd_window": 1, "gd_steps": 300,
               "gd_milestones": [100, 200], "gd_window": 10, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
     "full": {**_COMMON, "preset": "ps10", "n_train": 10_000, "n_test": 5_000, "width": 512, "depth": 3,
