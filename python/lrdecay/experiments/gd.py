@@ -45,12 +45,12 @@ CLAIM_TEXT = (
 )
 
 _COMMON = {"momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1, "lr": 0.1, "model": "mlp", "probe_groups": False,
-           "label_noise": None}
+           "label_noise": 0.2}
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {**_COMMON, "preset": "toy", "n_train": 256, "n_test": 128, "width": 64, "depth": 2, "batch_size": 32,
              "epochs": 6, "milestones": [2, 4], "sgd_window": 1, "gd_steps": 30, "gd_milestones": [10, 20],
              "gd_window": 2, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
-    "quick": {**_COMMON, "preset": "ps10", "n_train": 2_000, "n_test": 1_000, "width": 128, "depth": 3,
+    "quick": {**_COMMON, "preset": "ps10", "n_train": 4_000, "n_test": 1_000, "width": 128, "depth": 3,
               "batch_size": 128, "epochs": 30, "milestones": [10, 20], "sgd_window": 1, "gd_steps": 300,
               "gd_milestones": [100, 200], "gd_window": 10, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
     "full": {**_COMMON, "preset": "ps10", "n_train": 10_000, "n_test": 5_000, "width": 512, "depth": 3,
@@ -81,7 +81,9 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
 def setup_text(settings: Mapping[str, Any]) -> str:
     s = settings
     return (
-        f"Data: preset `{s['preset']}`, {s['n_train']:,} training samples, no label noise. Model: MLP "
+        f"Data: preset `{s['preset']}`, {s['n_train']:,} training samples, "
+        + (f"{s['label_noise']:.0%} symmetric label noise" if s.get("label_noise") else "no label noise")
+        + f". Model: MLP "
         f"{s['depth']}×{s['width']} with BatchNorm; momentum {s['momentum']}, weight decay {s['weight_decay']}. "
         f"SGD: batch {s['batch_size']}, {s['epochs']} epochs, LR {s['lr']} × {s['gamma']} at epochs "
         f"{s['milestones']}. GD: full batch, {s['gd_steps']} steps, the same LRs, decays at steps "
@@ -129,6 +131,7 @@ def run(
                     per_seed.setdefault(f"before_{kind}{i}", []).append(sh["before"])
                     per_seed.setdefault(f"after_{kind}{i}", []).append(sh["after"])
                     per_seed.setdefault(f"ratio_{kind}{i}", []).append(sh["ratio"])
+                per_seed.setdefault(f"train_acc_at_decay1_{kind}", []).append(acc[decays[0] - 1] if decays else None)
                 per_seed.setdefault(f"final_train_acc_{kind}", []).append(out.history[-1]["train_acc"])
                 per_seed.setdefault(f"final_test_acc_{kind}", []).append(out.history[-1]["test"]["test"]["acc"])
     verdict = judge(per_seed)
@@ -141,7 +144,6 @@ def run(
                          fmt(stat(per_seed[f"final_train_acc_{kind}"])), fmt(stat(per_seed[f"final_test_acc_{kind}"]))])
     table = {"headers": ["method", "decay", "Δ train acc, window before", "Δ train acc, window after",
                          "sharpness", "final train acc", "final test acc"], "rows": rows}
-    # x in "fraction of training" so SGD (epochs) and GD (steps) share one axis
     curves = {"train_acc": {k: mean_curve(v) for k, v in acc_c.items()},
               "train_loss": {k: mean_curve(v) for k, v in loss_c.items()}}
     plots = []
@@ -152,7 +154,12 @@ def run(
                 f"{out_dir}/gd_{kind.lower()}_acc.png", {kind: curves["train_acc"][kind]},
                 title=f"C2: {kind} train accuracy", xlabel=unit, ylabel="train accuracy",
                 vlines=[d + 0.5 for d in decays]))
+    notes = [
+        f"Train accuracy when the LR first decays: SGD {fmt(stat(per_seed['train_acc_at_decay1_sgd']))}, "
+        f"GD {fmt(stat(per_seed['train_acc_at_decay1_gd']))} (a run that has already fitted its training set "
+        f"has nothing left to gain at the decay, so its ratio is ~0)."
+    ]
     return finish_result(
         sys.modules[__name__], preset=preset, settings=settings, seeds=seeds, per_seed=per_seed, table=table,
-        curves=curves, verdict=verdict, plots=plots, t0=t0,
+        curves=curves, verdict=verdict, plots=plots, t0=t0, notes=notes,
     )
