@@ -7,6 +7,9 @@ Built around You, Long, Wang & Jordan, "How Does Learning Rate Decay Help Modern
 - :class:`lrdecay.Ledger` — per-sample learned / forgotten / memorized bookkeeping (Rust).
 - :mod:`lrdecay.schedules`, :class:`lrdecay.optim.FusedSGD` — device-side LR schedules and a one-launch
   Triton SGD-momentum step.
+- :func:`lrdecay.train`, :class:`lrdecay.Trainer`, :class:`lrdecay.TrainConfig` — training runs with
+  device-resident data, CUDA-graph steps, per-sample ledger, logs, checkpoints and plots.
+- :mod:`lrdecay.models` — MLP (optional BatchNorm) and CIFAR-style ResNet-20/56.
 
 Torch-dependent names are imported lazily so that ``import lrdecay`` stays cheap.
 """
@@ -27,6 +30,13 @@ _LAZY = {
     "data": "lrdecay.data",
     "noise": "lrdecay.noise",
     "ledger": "lrdecay.ledger",
+    "train": "lrdecay.trainer",
+    "Trainer": "lrdecay.trainer",
+    "TrainConfig": "lrdecay.trainer",
+    "RunResult": "lrdecay.trainer",
+    "trainer": "lrdecay.trainer",
+    "models": "lrdecay.models",
+    "make_model": "lrdecay.models",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -37,6 +37,80 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# Command-line flags of ``lrdecay train`` that override TrainConfig fields of the same name.
+_TRAIN_FLAGS = {
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "momentum": float,
+    "weight_decay": float,
+    "seed": int,
+    "n_train": int,
+    "n_test": int,
+    "label_noise": float,
+    "preset": str,
+    "model": str,
+    "width": int,
+    "depth": int,
+    "optimizer": str,
+    "schedule": str,
+    "gamma": float,
+    "device": str,
+    "checkpoint_every": int,
+    "eval_every": int,
+}
+
+
+def _load_npz_dataset(path: str) -> dict:
+    """A dataset saved by ``lrdecay data`` (or any .npz with x and y, optional group/flipped/y_clean)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        if "x" not in z or "y" not in z:
+            raise ValueError(f"--data {path!r} must contain arrays 'x' and 'y'")
+        ds = {k: z[k] for k in ("x", "y", "y_clean", "group", "flipped") if k in z}
+        if "group_names" in z:
+            ds["group_names"] = tuple(str(s) for s in z["group_names"])
+        if "n_classes" in z:
+            ds["n_classes"] = int(z["n_classes"])
+    return ds
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lrdecay.trainer import TrainConfig, train
+
+    fields = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+    for name in _TRAIN_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    if args.milestones is not None:
+        fields["milestones"] = [int(m) for m in args.milestones.split(",") if m.strip()]
+    if args.full_batch:
+        fields["batch_size"] = None
+    if args.no_graph:
+        fields["cuda_graph"] = False
+    if args.no_ledger:
+        fields["ledger"] = False
+    config = TrainConfig.from_dict(fields)
+    dataset = test_sets = None
+    if args.data:
+        dataset = _load_npz_dataset(args.data)
+        test_sets = {"test": _load_npz_dataset(args.test_data)} if args.test_data else {}
+    try:
+        result = train(config, dataset=dataset, test_sets=test_sets, out_dir=args.out, resume=args.resume)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
+    last = result.final
+    test = "".join(f", {name} acc {r['acc']:.4f}" for name, r in last.get("test", {}).items())
+    print(
+        f"epoch {last['epoch']}: train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}{test}"
+        f" ({result.wall_time:.1f} s)" + (f"; logs in {result.out_dir}" if result.out_dir else "")
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     from lrdecay import __version__
@@ -53,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-noise", type=float, default=None, help="symmetric label-flip rate in [0, 1]")
     data.add_argument("--out", required=True, help="output .npz path")
     data.set_defaults(func=_cmd_data)
+
+    tr = sub.add_parser("train", help="train a model (config JSON and/or flags); logs, checkpoints, plots")
+    tr.add_argument("--config", help="TrainConfig JSON file (flags below override its fields)")
+    tr.add_argument("--out", help="output folder for log.jsonl, log.csv, PNGs, checkpoint.pt")
+    tr.add_argument("--resume", help="checkpoint.pt of a stopped run with the same config")
+    tr.add_argument("--data", help=".npz training set (from `lrdecay data`) instead of the config's preset")
+    tr.add_argument("--test-data", help=".npz test set to evaluate (with --data)")
+    for name, typ in _TRAIN_FLAGS.items():
+        tr.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"override config.{name}")
+    tr.add_argument("--milestones", default=None, help="comma-separated decay epochs, e.g. 10,20")
+    tr.add_argument("--full-batch", action="store_true", help="full-batch gradient descent")
+    tr.add_argument("--no-graph", action="store_true", help="do not capture the step in a CUDA graph")
+    tr.add_argument("--no-ledger", action="store_true", help="no per-sample ledger")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

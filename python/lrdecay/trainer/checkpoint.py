@@ -1,0 +1,119 @@
+"""Checkpoint files: atomic, self-verifying, loadable with ``torch.load(weights_only=True)``.
+
+Layout: an 8-byte magic, the SHA-256 of the payload, then the payload (a ``torch.save`` archive). Loading
+checks the magic and the hash before unpickling anything, so a truncated or bit-flipped file is reported
+as corrupt instead of half-loading. Writing goes to a temp file in the same folder, is read back and
+verified, fsynced, then ``os.replace``-d over the target: a failed or corrupt write never replaces a good
+checkpoint.
+
+numpy arrays inside the state (the ledger's) are stored as raw bytes + dtype + shape, so the safe
+``weights_only`` unpickler accepts the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+
+MAGIC = b"LRDCKPT1"
+_NP_TAG = "__ndarray__"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a valid lrdecay checkpoint (wrong format, truncated, corrupt)."""
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        return {
+            _NP_TAG: torch.frombuffer(bytearray(a.tobytes()), dtype=torch.uint8) if a.nbytes else torch.empty(0, dtype=torch.uint8),
+            "dtype": a.dtype.str,
+            "shape": list(a.shape),
+        }
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_encode(v) for v in obj)
+    return obj
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if _NP_TAG in obj and set(obj) == {_NP_TAG, "dtype", "shape"}:
+            raw = obj[_NP_TAG].numpy().tobytes()
+            return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_decode(v) for v in obj)
+    return obj
+
+
+def _serialize(state: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(_encode(state), buf)
+    payload = buf.getvalue()
+    return MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def _parse(blob: bytes, path: str) -> dict:
+    if len(blob) < len(MAGIC) + 32 or not blob.startswith(MAGIC):
+        raise CheckpointError(f"{path!r} is not an lrdecay checkpoint (bad header)")
+    digest, payload = blob[len(MAGIC) : len(MAGIC) + 32], blob[len(MAGIC) + 32 :]
+    if hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(f"{path!r} is a corrupt or truncated lrdecay checkpoint (checksum mismatch)")
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # the hash matched, so this is a format problem, not corruption
+        raise CheckpointError(f"{path!r} could not be read as an lrdecay checkpoint: {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path!r} does not hold a checkpoint dict")
+    return _decode(state)
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> str:
+    """Write ``state`` to ``path`` atomically (temp file, verify, fsync, rename). Returns the path."""
+    path = os.fspath(path)
+    blob = _serialize(state)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(tmp, "rb") as f:
+            _parse(f.read(), tmp)  # what reached the disk must load before it replaces anything
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read and verify a checkpoint; raises :class:`CheckpointError` (a ValueError) if it is not valid."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"resume: checkpoint {path!r} does not exist")
+    with open(path, "rb") as f:
+        blob = f.read()
+    return _parse(blob, path)

@@ -1,0 +1,248 @@
+"""``TrainConfig``: every setting of a training run, validated, round-tripping to JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrainConfig", "SCHEDULES", "OPTIMIZERS"]
+
+SCHEDULES = ("constant", "multistep", "step", "exponential", "cosine")
+OPTIMIZERS = ("fused", "torch")
+
+# Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
+# under a config that differs only in these.
+_OBSERVATION_FIELDS = frozenset({"progress", "checkpoint_every", "plots", "eval_every", "cuda_graph", "device"})
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run. ``TrainConfig.from_json(cfg.to_json()) == cfg``.
+
+    Data (used when ``train`` is not given a dataset):
+        preset: pattern-dataset preset (``lrdecay.data``), e.g. ``"ps10"``.
+        n_train, n_test: training / test set sizes (n_test = 0: no test set).
+        label_noise: symmetric label-flip rate in [0, 1] for the training set, or None.
+        probe_groups: also evaluate one probe test set per group (``groups=[name]``), so per-pattern test
+            accuracy has its own samples.
+    Model (used when ``train`` is not given a model):
+        model: ``"mlp"``, ``"resnet20"`` or ``"resnet56"``; width, depth, activation, batchnorm as in
+        :func:`lrdecay.models.make_model` (width/depth None: the model's default).
+    Optimization:
+        epochs, batch_size (None: full-batch gradient descent, batch = whole training set), drop_last.
+        optimizer: ``"fused"`` (lrdecay.optim.FusedSGD with a device-side schedule) or ``"torch"``
+            (torch.optim.SGD + the matching torch.optim.lr_scheduler, stepped once per epoch).
+        lr, momentum, dampening, weight_decay, nesterov: as in torch.optim.SGD.
+        schedule: ``constant``, ``multistep`` (decay by ``gamma`` at each epoch in ``milestones``),
+            ``step`` (every ``step_size`` epochs), ``exponential`` (×gamma every epoch), ``cosine``
+            (to ``eta_min`` over all epochs). Schedules change the LR at epoch boundaries, like the
+            torch schedulers stepped per epoch.
+    Run:
+        seed: determines data, data order, initialization and label noise.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        cuda_graph: on CUDA with the fused optimizer, capture the whole step in a CUDA graph.
+        ledger: record per-sample correctness in an :class:`lrdecay.Ledger`.
+        eval_every: evaluate test/probe sets every k epochs (and at the last epoch).
+        checkpoint_every: write ``checkpoint.pt`` every k epochs (0: only at the end); needs an out_dir.
+        plots: write PNG curves at the end; progress: tqdm bar (quiet when stderr is not a TTY).
+    """
+
+    # data
+    preset: str = "ps10"
+    n_train: int = 10_000
+    n_test: int = 2_000
+    label_noise: float | None = None
+    probe_groups: bool = False
+    # model
+    model: str = "mlp"
+    width: int | None = None
+    depth: int | None = None
+    activation: str = "relu"
+    batchnorm: bool = True
+    # optimization
+    epochs: int = 30
+    batch_size: int | None = 128
+    drop_last: bool = False
+    optimizer: str = "fused"
+    lr: float = 0.1
+    momentum: float = 0.9
+    dampening: float = 0.0
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "multistep"
+    milestones: list[int] = field(default_factory=lambda: [10, 20])
+    gamma: float = 0.1
+    step_size: int = 10
+    eta_min: float = 0.0
+    # run
+    seed: int = 0
+    device: str = "auto"
+    cuda_graph: bool = True
+    ledger: bool = True
+    eval_every: int = 1
+    checkpoint_every: int = 0
+    plots: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.milestones = list(self.milestones) if isinstance(self.milestones, (list, tuple)) else self.milestones
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ValueError/TypeError naming the first bad field and its accepted range."""
+        _int("n_train", self.n_train, 1)
+        _int("n_test", self.n_test, 0)
+        _str("preset", self.preset)
+        if self.label_noise is not None:
+            _float("label_noise", self.label_noise, 0.0, 1.0)
+        _bool("probe_groups", self.probe_groups)
+        _str("model", self.model)
+        from lrdecay.models import ACTIVATIONS, MODEL_NAMES
+
+        if self.model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {self.model!r}")
+        if self.width is not None:
+            _int("width", self.width, 1)
+        if self.depth is not None:
+            _int("depth", self.depth, 1)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        _bool("batchnorm", self.batchnorm)
+        _int("epochs", self.epochs, 1)
+        if self.batch_size is not None:
+            _int("batch_size", self.batch_size, 1)
+        _bool("drop_last", self.drop_last)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        _float("lr", self.lr, 0.0, math.inf)
+        _float("momentum", self.momentum, 0.0, math.inf)
+        _float("dampening", self.dampening, 0.0, math.inf)
+        _float("weight_decay", self.weight_decay, 0.0, math.inf)
+        _bool("nesterov", self.nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
+        if not isinstance(self.milestones, list):
+            raise TypeError(f"milestones must be a list of ints, got {type(self.milestones).__name__}")
+        for i, m in enumerate(self.milestones):
+            _int(f"milestones[{i}]", m, 1)
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError(f"milestones must be strictly increasing epochs >= 1, got {self.milestones}")
+        _float("gamma", self.gamma, 0.0, math.inf)
+        if self.gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {self.gamma}")
+        _int("step_size", self.step_size, 1)
+        _float("eta_min", self.eta_min, 0.0, math.inf)
+        _int("seed", self.seed, 0)
+        if self.seed >= 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+        _str("device", self.device)
+        if not (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        _bool("cuda_graph", self.cuda_graph)
+        _bool("ledger", self.ledger)
+        _int("eval_every", self.eval_every, 1)
+        _int("checkpoint_every", self.checkpoint_every, 0)
+        _bool("plots", self.plots)
+        _bool("progress", self.progress)
+
+    # ------------------------------------------------------------------ derived values
+    def decay_epochs(self) -> list[int]:
+        """Epoch boundaries (number of completed epochs) after which the LR drops: stage ends.
+
+        For ``multistep`` the milestones below ``epochs``; for ``step`` every ``step_size``; continuous
+        schedules (exponential, cosine) and constant have none.
+        """
+        if self.schedule == "multistep":
+            return [m for m in self.milestones if m < self.epochs]
+        if self.schedule == "step":
+            return list(range(self.step_size, self.epochs, self.step_size))
+        return []
+
+    def lr_at_epoch(self, epoch: int) -> float:
+        """The LR used during 0-based ``epoch``, following torch's closed forms for the schedulers."""
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "multistep":
+            return self.lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
+        if self.schedule == "step":
+            return self.lr * self.gamma ** (epoch // self.step_size)
+        if self.schedule == "exponential":
+            return self.lr * self.gamma**epoch
+        # cosine over all epochs
+        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (JSON-serializable)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """JSON text of the config; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict; unknown keys raise ValueError naming them."""
+        if not isinstance(d, dict):
+            raise TypeError(f"config must be a JSON object / dict, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}; accepted fields: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> "TrainConfig":
+        """Parse JSON text, or read a ``.json`` file when given a path."""
+        s = os.fspath(text_or_path)
+        if not s.lstrip().startswith("{"):
+            with open(s, encoding="utf-8") as f:
+                s = f.read()
+        try:
+            d = json.loads(s)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config is not valid JSON: {exc}") from None
+        return cls.from_dict(d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine a run's numbers (used to match a checkpoint to a config)."""
+        return {k: v for k, v in self.to_dict().items() if k not in _OBSERVATION_FIELDS}
+
+
+def _int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+
+
+def _float(name: str, value: Any, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
+    if not (lo <= value <= hi) or math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number in [{lo}, {hi}], got {value}")
+
+
+def _bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+
+
+def _str(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {value!r}")
