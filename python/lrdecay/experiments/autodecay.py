@@ -84,6 +84,7 @@ def judge(numbers: Mapping[str, Sequence[float | None]]) -> Verdict:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     s = settings
     return base.describe(s) + (
         f" AutoDecay: window {s['auto_window']} epochs, threshold {s['auto_threshold']} (relative loss "

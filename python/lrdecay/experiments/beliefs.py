@@ -77,6 +77,7 @@ def early_epochs(settings: Mapping[str, Any]) -> int:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     return base.describe(settings) + f" Early training loss is read after epoch {early_epochs(settings)}."
 
 

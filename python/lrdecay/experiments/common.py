@@ -95,6 +95,7 @@ class Verdict:
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Plain dict (JSON-serializable when ``details`` is)."""
         return {"status": self.status, "rule": self.rule, "details": self.details}
 
 
@@ -175,6 +176,7 @@ class RunCache:
         self.misses = 0
 
     def get_or_run(self, key: Mapping[str, Any], fn: Callable[[], RunOutput]) -> RunOutput:
+        """The cached run for ``key``, or ``fn()`` (then cached)."""
         k = json.dumps(key, sort_keys=True, default=str)
         if k in self._runs:
             self.hits += 1

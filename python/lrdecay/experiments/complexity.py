@@ -80,6 +80,7 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     return base.describe(settings) + (
         " Groups: `easy` (one wide cluster per class), `complex` (4 fine, low-amplitude clusters per class "
         "in another block), `noise` (no pattern, random labels). Probe test sets contain one group each."

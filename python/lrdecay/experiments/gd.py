@@ -79,6 +79,7 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     s = settings
     return (
         f"Data: preset `{s['preset']}`, {s['n_train']:,} training samples, "

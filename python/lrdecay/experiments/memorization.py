@@ -67,6 +67,7 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     return base.describe(settings) + " Memorized fraction = accuracy on label-flipped training samples " \
         "against their noisy labels (from the per-sample ledger, predictions made during the epoch)."
 

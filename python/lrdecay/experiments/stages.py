@@ -67,6 +67,7 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     return base.describe(settings) + " Compared: lrDecay vs the constant large LR (no decay)."
 
 

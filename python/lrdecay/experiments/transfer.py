@@ -76,6 +76,7 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
 
 
 def setup_text(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section for these settings."""
     s = settings
     return base.describe(s) + (
         f" Target task: the source's easy pattern (same centres and labels) plus a complex pattern with new "
