@@ -14,9 +14,6 @@ from typing import Any, Mapping, Sequence
 
 from lrdecay.experiments import base
 from lrdecay.experiments.common import (
-    INCONCLUSIVE,
-    NOT_SUPPORTED,
-    SUPPORTED,
     RunCache,
     Verdict,
     at_epoch,
