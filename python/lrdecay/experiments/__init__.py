@@ -57,7 +57,10 @@ PRESET_NOTES: dict[str, list[str]] = {
         "inconclusive (no time to memorize). (5) 40k, 3×64, 30 epochs: test acc 0.84 as in the prototype; "
         "C1, C3, C5 held, C6 failed, C4 inconclusive (the small network hardly memorizes at all). The final "
         "quick preset is (5) with 32k samples to fit the time budget; the full preset keeps the "
-        "prototype's 50k samples and MLP 3×512.",
+        "prototype's 50k samples and MLP 3×512. After that 3-seed run, 32k samples with a 3×96 and a 3×128 MLP "
+        "were tried on seed 0 to get memorization back: memorized fraction at the end of stage 1, lrDecay 0.059 "
+        "vs small LR 0.081 (3×96) / 0.102 (3×128), below the rule's 0.05 margin; C5 failed or was "
+        "inconclusive and C3 (b) failed on that seed, so 3×64 was kept.",
         "gd: first tried 2k clean samples: SGD reached 100% train accuracy before the first decay, leaving "
         "no transition to measure (inconclusive on all 3 seeds); the final preset uses 4k samples with the "
         "same 20% label noise as the other experiments.",
