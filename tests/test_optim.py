@@ -145,3 +145,72 @@ def test_group_lr_reflects_schedule_without_stepping_torch_scheduler():
     for lr in seen:
         expected.add_(torch.ones(2), alpha=-lr)
     assert torch.equal(p.detach(), expected)
+
+
+# --- the float32 CPU fast path (one Rust pass per parameter, lrdecay._native.sgd_step_f32) ----------
+
+
+@pytest.mark.parametrize("combo", P.COMBOS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_cpu_fast_path_is_bitwise_torch_sgd(combo):
+    # Not just within 1e-6: the one-pass update rounds exactly like torch's op-by-op update.
+    ours = P.make_params(P.SHAPES, seed=51)
+    ref = P.clone_params(ours)
+    opt = FusedSGD(ours, lr=0.07, backend=BACKEND, **combo)
+    ref_opt = torch.optim.SGD(ref, lr=0.07, **combo)
+    gen = torch.Generator().manual_seed(52)
+    for t in range(30):
+        P.feed_grads(ours, ref, gen, 0.0, inplace=t % 2 == 0)
+        opt.step()
+        ref_opt.step()
+    for p, q in zip(ours, ref):
+        assert torch.equal(p.detach(), q.detach())
+        mb, mb_ref = opt.state[p].get("momentum_buffer"), ref_opt.state[q].get("momentum_buffer")
+        assert (mb is None) == (mb_ref is None)
+        if mb is not None:
+            assert torch.equal(mb, mb_ref)
+
+
+def test_cpu_fast_path_skips_non_contiguous_and_mixed_buffers():
+    # A transposed parameter falls back to the foreach ops; results still equal torch.
+    p = torch.randn(5, 6).t().requires_grad_()  # a non-contiguous leaf
+    assert not p.is_contiguous()
+    q = p.detach().clone().requires_grad_()
+    mixed = [torch.randn(4, requires_grad=True) for _ in range(2)]
+    mixed_ref = [m.detach().clone().requires_grad_() for m in mixed]
+    opt = FusedSGD([p, *mixed], lr=0.1, momentum=0.9, backend=BACKEND)
+    ref = torch.optim.SGD([q, *mixed_ref], lr=0.1, momentum=0.9)
+    for t in range(4):
+        g = torch.randn(6, 5)
+        p.grad, q.grad = g.clone(), g.clone()
+        for i, (m, r) in enumerate(zip(mixed, mixed_ref)):
+            # the second parameter gets no gradient at step 0: its buffer appears one step later
+            gm = torch.randn(4) if (t > 0 or i == 0) else None
+            m.grad, r.grad = (None, None) if gm is None else (gm.clone(), gm.clone())
+        opt.step()
+        ref.step()
+    for a, b in zip([p, *mixed], [q, *mixed_ref]):
+        assert torch.equal(a.detach(), b.detach())
+
+
+def test_native_step_rejects_bad_lists_and_writes_nothing():
+    from lrdecay import _native
+
+    p = [torch.ones(4), torch.ones(3)]
+    g = [torch.ones(4), torch.ones(3)]
+    ptr = lambda ts: [t.data_ptr() for t in ts]  # noqa: E731
+    kw = dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False, first_step=False)
+    with pytest.raises(ValueError, match="equal lengths"):
+        _native.sgd_step_f32_ptrs(ptr(p), ptr(g)[:1], None, [4, 3], **kw)
+    with pytest.raises(ValueError, match="equal lengths"):
+        _native.sgd_step_f32_ptrs(ptr(p), ptr(g), None, [4], **kw)
+    with pytest.raises(ValueError, match="bufs are required"):
+        _native.sgd_step_f32_ptrs(ptr(p), ptr(g), None, [4, 3], **{**kw, "momentum": 0.9})
+    with pytest.raises(ValueError, match="bufs must have 2"):
+        _native.sgd_step_f32_ptrs(ptr(p), ptr(g), ptr(g)[:1], [4, 3], **{**kw, "momentum": 0.9})
+    with pytest.raises(ValueError, match="non-null"):
+        _native.sgd_step_f32_ptrs([0, p[1].data_ptr()], ptr(g), None, [4, 3], **kw)
+    with pytest.raises(TypeError):
+        _native.sgd_step_f32_ptrs(["a"], ptr(g)[:1], None, [4], **kw)
+    assert all(bool((t == 1).all()) for t in p)
+    _native.sgd_step_f32_ptrs(ptr(p), ptr(g), None, [4, 3], **kw)  # the well-formed call does step
+    assert all(torch.allclose(t, torch.full_like(t, 0.9)) for t in p)

@@ -118,3 +118,23 @@ class LedgerCore:
         last_pred: npt.NDArray[np.int64] | None,
         clean_labels: npt.NDArray[np.int64] | None,
     ) -> LedgerCore: ...
+
+# --- sgd (rust/lrdecay-py/src/sgd.rs) ---
+
+def sgd_step_f32_ptrs(
+    params: list[int],
+    grads: list[int],
+    bufs: list[int] | None,
+    numels: list[int],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first_step: bool,
+) -> None:
+    """One SGD-momentum step (torch.optim.SGD's arithmetic, bit for bit) over contiguous float32 CPU
+    buffers given by address (``tensor.data_ptr()``), in place, GIL released. Private to FusedSGD: the
+    addresses are trusted; list lengths are checked."""

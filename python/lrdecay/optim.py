@@ -8,6 +8,8 @@ Backends:
   p, g, m and writing p, m (20 bytes per fp32 parameter). Runs on CUDA, and on CPU tensors under
   ``TRITON_INTERPRET=1`` (how CI tests it).
 - ``"torch"``: torch's multi-tensor (``torch._foreach_*``) path, the same semantics; CPU, or no Triton.
+  For float32 CPU parameters the same arithmetic runs in one Rust pass per parameter
+  (``lrdecay._native.sgd_step_f32_ptrs``), bit-equal to the foreach ops and several times less memory traffic.
 - ``"auto"``: ``"triton"`` when every parameter is on CUDA and Triton is installed, else ``"torch"``.
 
 With ``schedule=None`` the LR is ``group['lr']``, so every ``torch.optim.lr_scheduler`` drives it. With a
@@ -344,6 +346,8 @@ class FusedSGD(Optimizer):
                     per_dev.setdefault((p.device, p.dtype), []).append(p)
             for params in per_dev.values():
                 grads = [p.grad for p in params]
+                if self._native_cpu_step(params, grads, lr, momentum, dampening, wd, nesterov, maximize):
+                    continue
                 # Like torch: `grads` holds fresh tensors only after maximize/weight decay made them.
                 owned = False
                 if maximize:
@@ -380,6 +384,56 @@ class FusedSGD(Optimizer):
                     else:
                         grads = bufs
                 torch._foreach_add_(params, grads, alpha=-lr)
+
+    def _native_cpu_step(self, params, grads, lr, momentum, dampening, wd, nesterov, maximize) -> bool:
+        """The torch backend's fast path for float32 CPU parameters: the same update as the foreach ops
+        below (bit for bit: one fused multiply-add per ``a + alpha*b``, coefficients rounded to float32 as
+        torch rounds them) in one Rust pass per parameter instead of ~5 sweeps over memory. Returns False,
+        having changed nothing, where it does not apply (other device or dtype, non-contiguous tensors,
+        some momentum buffers missing), and the foreach path runs instead."""
+        p0 = params[0]
+        if p0.device.type != "cpu" or p0.dtype != torch.float32:
+            return False
+        if not all(t.is_contiguous() and t.layout == torch.strided for t in (*params, *grads)):
+            return False
+        if not all(g.dtype == torch.float32 and g.device.type == "cpu" and g.shape == p.shape for p, g in zip(params, grads)):
+            return False
+        first = False
+        bufs = None
+        if momentum != 0:
+            old = [self.state[p].get("momentum_buffer") for p in params]
+            if all(b is None for b in old):
+                first = True
+                bufs = [torch.empty_like(g, memory_format=torch.contiguous_format) for g in grads]
+            elif all(
+                b is not None and b.is_contiguous() and b.dtype == torch.float32 and b.device.type == "cpu"
+                and b.shape == p.shape for b, p in zip(old, params)
+            ):
+                bufs = old
+            else:
+                return False
+        from lrdecay import _native
+
+        # Addresses, not numpy views: a torch -> numpy conversion costs more than a small tensor's update.
+        # Every tensor was checked above to be a contiguous float32 CPU tensor (grads and buffers have
+        # their parameter's shape), which is the contract of sgd_step_f32_ptrs.
+        _native.sgd_step_f32_ptrs(
+            [p.data_ptr() for p in params],
+            [g.data_ptr() for g in grads],
+            [b.data_ptr() for b in bufs] if bufs is not None else None,
+            [p.numel() for p in params],
+            lr=float(lr),
+            momentum=float(momentum),
+            dampening=float(dampening),
+            weight_decay=float(wd),
+            nesterov=bool(nesterov),
+            maximize=bool(maximize),
+            first_step=first,
+        )
+        if first:
+            for p, b in zip(params, bufs):
+                self.state[p]["momentum_buffer"] = b
+        return True
 
     # ----------------------------------------------------------------- triton backend
 

@@ -4,11 +4,13 @@
 //! - [`data`]: pattern datasets with tractable complexity.
 //! - [`noise`]: label-noise injection.
 //! - [`ledger`]: the per-sample learned / forgotten / memorized ledger.
+//! - [`sgd`]: a one-pass CPU SGD-momentum step, bit-equal to torch.optim.SGD.
 
 pub mod data;
 pub mod error;
 pub mod ledger;
 pub mod noise;
 pub mod rng;
+pub mod sgd;
 
 pub use error::{CoreError, Result};

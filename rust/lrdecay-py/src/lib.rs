@@ -9,6 +9,7 @@ mod data;
 mod errors;
 mod ledger;
 mod noise;
+mod sgd;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -16,5 +17,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     data::register(m)?;
     noise::register(m)?;
     ledger::register(m)?;
+    sgd::register(m)?;
     Ok(())
 }
