@@ -64,6 +64,9 @@ pub fn sgd_step_f32(p: &mut [f32], g: &[f32], m: Option<&mut [f32]>, s: &SgdStep
     Ok(())
 }
 
+/// A parameter, its gradient and (with momentum) its momentum buffer.
+pub type ParamSlices<'a> = (&'a mut [f32], &'a [f32], Option<&'a mut [f32]>);
+
 /// Elements per rayon task: large enough to amortize scheduling, small enough to balance two cores.
 const CHUNK: usize = 1 << 15;
 
@@ -71,7 +74,7 @@ const CHUNK: usize = 1 << 15;
 /// chunks run on the rayon pool. Elementwise, so the result does not depend on the thread count.
 /// Every length is checked before anything is written.
 pub fn sgd_step_f32_many(
-    items: Vec<(&mut [f32], &[f32], Option<&mut [f32]>)>,
+    items: Vec<ParamSlices<'_>>,
     s: &SgdStep,
 ) -> Result<(), String> {
     for (i, (p, g, m)) in items.iter().enumerate() {
@@ -83,7 +86,7 @@ pub fn sgd_step_f32_many(
             return Err(format!("parameter {i}: gradient / momentum buffer missing or of another length"));
         }
     }
-    let mut tasks: Vec<(&mut [f32], &[f32], Option<&mut [f32]>)> = Vec::new();
+    let mut tasks: Vec<ParamSlices<'_>> = Vec::new();
     for (p, g, m) in items {
         match m {
             Some(m) => {
