@@ -27,8 +27,7 @@ from lrdecay.experiments.common import (
     line_plot,
     log,
     mean_curve,
-    resolve_preset,
-    resolve_seeds,
+    prepare,
     series,
     stat,
     torch_threads,
@@ -142,10 +141,7 @@ def run(
 ) -> dict:
     """Run the experiment; returns the result dict (see :mod:`lrdecay.experiments.common`)."""
     t0 = time.perf_counter()
-    settings = resolve_preset(PRESETS, preset, overrides)
-    seeds = resolve_seeds(settings, seeds)
-    settings["seeds"] = seeds
-    cache = cache if cache is not None else RunCache()
+    settings, seeds, cache = prepare(PRESETS, preset, seeds, overrides, cache)
     log(f"[{NAME}] preset {preset}, seeds {seeds}")
     per_seed: dict[str, list] = {}
     test_c: dict[str, list] = {"fixed": [], "auto": [], "plateau": []}

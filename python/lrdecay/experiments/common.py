@@ -136,6 +136,21 @@ def resolve_preset(presets: Mapping[str, dict], preset: str, overrides: Mapping[
     return settings
 
 
+def prepare(
+    presets: Mapping[str, dict],
+    preset: str,
+    seeds: Sequence[int] | int | None,
+    overrides: Mapping[str, Any] | None,
+    cache: "RunCache | None",
+) -> tuple[dict, list[int], "RunCache"]:
+    """The start of every experiment's ``run``: resolved settings (with ``settings["seeds"]`` set), the
+    seed list, and the run cache to share (a new one when ``cache`` is None)."""
+    settings = resolve_preset(presets, preset, overrides)
+    seeds = resolve_seeds(settings, seeds)
+    settings["seeds"] = seeds
+    return settings, seeds, cache if cache is not None else RunCache()
+
+
 def resolve_seeds(settings: Mapping[str, Any], seeds: Sequence[int] | int | None) -> list[int]:
     """``seeds`` as a list: None → the preset's, an int k → ``range(k)``, a list → itself (each >= 0)."""
     if seeds is None:

@@ -15,6 +15,7 @@ from lrdecay.experiments import base
 from lrdecay.experiments.common import (
     NOT_SUPPORTED,
     SUPPORTED,
+    INCONCLUSIVE,
     RunCache,
     Verdict,
     all_seeds,
@@ -24,11 +25,9 @@ from lrdecay.experiments.common import (
     line_plot,
     log,
     mean_curve,
-    resolve_preset,
-    resolve_seeds,
+    prepare,
     stat,
     torch_threads,
-    INCONCLUSIVE,
 )
 
 NAME = "memorization"
@@ -83,10 +82,7 @@ def run(
 ) -> dict:
     """Run the experiment; returns the result dict (see :mod:`lrdecay.experiments.common`)."""
     t0 = time.perf_counter()
-    settings = resolve_preset(PRESETS, preset, overrides)
-    seeds = resolve_seeds(settings, seeds)
-    settings["seeds"] = seeds
-    cache = cache if cache is not None else RunCache()
+    settings, seeds, cache = prepare(PRESETS, preset, seeds, overrides, cache)
     e1 = settings["milestones"][0]
     end = settings["epochs"]
     mem_curves: dict[str, list] = {s: [] for s in base.SCHEDULES}

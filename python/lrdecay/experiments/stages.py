@@ -25,8 +25,7 @@ from lrdecay.experiments.common import (
     line_plot,
     log,
     mean_curve,
-    resolve_preset,
-    resolve_seeds,
+    prepare,
     series,
     sharpness,
     stat,
@@ -82,10 +81,7 @@ def run(
 ) -> dict:
     """Run the experiment; returns the result dict (see :mod:`lrdecay.experiments.common`)."""
     t0 = time.perf_counter()
-    settings = resolve_preset(PRESETS, preset, overrides)
-    seeds = resolve_seeds(settings, seeds)
-    settings["seeds"] = seeds
-    cache = cache if cache is not None else RunCache()
+    settings, seeds, cache = prepare(PRESETS, preset, seeds, overrides, cache)
     decays = [m for m in settings["milestones"] if m < settings["epochs"]]
     log(f"[{NAME}] preset {preset}, seeds {seeds}")
     with torch_threads(settings.get("threads")):

@@ -31,8 +31,7 @@ from lrdecay.experiments.common import (
     fmt,
     line_plot,
     log,
-    resolve_preset,
-    resolve_seeds,
+    prepare,
     stat,
     torch_threads,
 )
@@ -179,10 +178,7 @@ def run(
 ) -> dict:
     """Run the experiment; returns the result dict (see :mod:`lrdecay.experiments.common`)."""
     t0 = time.perf_counter()
-    settings = resolve_preset(PRESETS, preset, overrides)
-    seeds = resolve_seeds(settings, seeds)
-    settings["seeds"] = seeds
-    cache = cache if cache is not None else RunCache()
+    settings, seeds, cache = prepare(PRESETS, preset, seeds, overrides, cache)
     snaps = base.snapshot_epochs(settings)
     e1, end = settings["milestones"][0], settings["epochs"]
     log(f"[{NAME}] preset {preset}, seeds {seeds}")
