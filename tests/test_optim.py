@@ -214,3 +214,23 @@ def test_native_step_rejects_bad_lists_and_writes_nothing():
     assert all(bool((t == 1).all()) for t in p)
     _native.sgd_step_f32_ptrs(ptr(p), ptr(g), None, [4, 3], **kw)  # the well-formed call does step
     assert all(torch.allclose(t, torch.full_like(t, 0.9)) for t in p)
+
+
+def test_cpu_fast_path_is_taken_for_float32(monkeypatch):
+    # The bitwise test above would also pass on the foreach fallback: check the Rust step really runs.
+    from lrdecay import _native
+
+    calls = []
+    real = _native.sgd_step_f32_ptrs
+    monkeypatch.setattr(_native, "sgd_step_f32_ptrs", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    ps = P.make_params(P.SHAPES, seed=3)
+    opt = FusedSGD(ps, lr=0.1, momentum=0.9, backend=BACKEND)
+    for p in ps:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    opt.step()
+    assert calls == [len(ps), len(ps)]
+    ps64 = P.make_params([(3,)], seed=3, dtype=torch.float64)
+    ps64[0].grad = torch.ones(3, dtype=torch.float64)
+    FusedSGD(ps64, lr=0.1, backend=BACKEND).step()  # float64: foreach path
+    assert calls == [len(ps), len(ps)]
