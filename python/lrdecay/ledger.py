@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import operator
 import os
-import tempfile
 import zipfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from lrdecay._atomic import atomic_write
 from lrdecay._native import LEDGER_MAX_GROUPS, LedgerCore
 
 __all__ = ["Ledger"]
@@ -423,21 +423,8 @@ class Ledger:
         sd = self.state_dict()
         arrays = {k: np.asarray(v) for k, v in sd.items()}
         arrays["group_names"] = np.asarray(sd["group_names"], dtype=np.str_).reshape(-1)
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".ledger-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Ledger":

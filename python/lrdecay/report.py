@@ -12,6 +12,8 @@ import platform
 import time
 from typing import Any, Mapping, Sequence
 
+from lrdecay._atomic import atomic_write
+
 __all__ = ["verdict_table", "write_report", "render_markdown", "machine_description"]
 
 
@@ -156,10 +158,8 @@ def write_report(
 
 
 def _atomic_write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def load_results(path: str | os.PathLike) -> dict:

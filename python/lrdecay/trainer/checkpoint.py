@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
+
+from lrdecay._atomic import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
 
@@ -89,23 +90,13 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> str:
     """Write ``state`` to ``path`` atomically (temp file, verify, fsync, rename). Returns the path."""
     path = os.fspath(path)
     blob = _serialize(state)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
+
+    def verify(tmp: str) -> None:  # what reached the disk must load before it replaces anything
         with open(tmp, "rb") as f:
-            _parse(f.read(), tmp)  # what reached the disk must load before it replaces anything
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            _parse(f.read(), tmp)
+
+    with atomic_write(path, verify=verify) as f:
+        f.write(blob)
     return path
 
 

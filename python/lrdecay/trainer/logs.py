@@ -8,6 +8,8 @@ import math
 import os
 from typing import Any, Iterable
 
+from lrdecay._atomic import atomic_write
+
 __all__ = ["JsonlWriter", "flatten_record", "write_csv", "read_jsonl"]
 
 
@@ -31,11 +33,9 @@ class JsonlWriter:
 
     def __init__(self, path: str, records: Iterable[dict] = ()) -> None:
         self.path = path
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(path, "w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(_clean(r), allow_nan=False) + "\n")
-        os.replace(tmp, path)
         self._f = open(path, "a", encoding="utf-8")
 
     def write(self, record: dict) -> None:
@@ -77,11 +77,9 @@ def write_csv(records: list[dict], path: str) -> str:
             if k not in seen:
                 seen.add(k)
                 columns.append(k)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=columns, restval="")
         w.writeheader()
         for row in rows:
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    os.replace(tmp, path)
     return path
