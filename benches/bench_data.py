@@ -83,48 +83,17 @@ def test_pattern_dataset_vs_numpy(benchmark, size):
 
 
 def _prealloc_times(ds, reps):
-    from lrdecay import _native
+    from lrdecay.data import _fill
 
-    spec = ds.spec
     x = np.ones_like(ds.x)
     y, y_clean = np.ones_like(ds.y), np.ones_like(ds.y_clean)
     group, flipped = np.ones_like(ds.group), np.ones_like(ds.flipped)
-    pats = spec["patterns"]
-    by_name = {g["name"]: g for g in spec["groups"]}
-    groups = [by_name[name] for name in spec["selected_groups"]]
-    names = [p["name"] for p in pats]
-    sel = [list(ds.group_names).index(g["name"]) for g in groups]
 
     def fill():
-        _native.pattern_fill(
-            x, y, y_clean, group, flipped,
-            n_classes=ds.n_classes,
-            dims=[p["dim"] for p in pats],
-            clusters_per_class=[p["clusters_per_class"] for p in pats],
-            radii=[p["radius"] for p in pats],
-            spreads=[p["spread"] for p in pats],
-            center_seeds=[p["center_seed"] for p in pats],
-            group_ids=sel,
-            group_patterns=[[names.index(q) for q in g["patterns"]] for g in groups],
-            group_weights=[g["weight"] for g in groups],
-            seed=spec["seed"],
-            split=0,
-            label_noise=spec["label_noise"],
-        )
+        _fill(ds.spec, x, y, y_clean, group, flipped)
 
     fill()
     assert np.array_equal(x, ds.x) and np.array_equal(y, ds.y)  # the same fill as pattern_dataset
     out = np.ones_like(ds.x)
     rng = np.random.default_rng(0)
     return _best_of(fill, reps), _best_of(lambda: rng.standard_normal(out=out, dtype=np.float32), reps)
-
-
-def test_numpy_reference_matches_distribution():
-    # the reference really is the same construction: same group sizes and block statistics
-    x, y, g = numpy_pattern_dataset(4000, seed=3)
-    ds = pattern_dataset(4000, seed=3)
-    assert np.array_equal(np.bincount(g), np.bincount(ds.group))
-    for grp in range(3):
-        a, b = x[g == grp], ds.x[ds.group == grp]
-        assert abs(a[:, 64:].std() - b[:, 64:].std()) < 0.05 * b[:, 64:].std() + 1e-3
-        assert abs(np.linalg.norm(a[:, :64], axis=1).mean() - np.linalg.norm(b[:, :64], axis=1).mean()) < 0.2

@@ -335,32 +335,6 @@ def pattern_dataset(
     weights = [full[i]["weight"] for i in sel]
     counts = _native.group_sizes(weights, n)
 
-    d = sum(p["dim"] for p in pats)
-    x = np.empty((n, d), dtype=np.float32)
-    y = np.empty(n, dtype=np.int64)
-    y_clean = np.empty(n, dtype=np.int64)
-    group = np.empty(n, dtype=np.int32)
-    flipped = np.empty(n, dtype=bool)
-    _native.pattern_fill(
-        x, y, y_clean, group, flipped,
-        n_classes=k,
-        dims=[p["dim"] for p in pats],
-        clusters_per_class=[p["clusters_per_class"] for p in pats],
-        radii=[p["radius"] for p in pats],
-        spreads=[p["spread"] for p in pats],
-        center_seeds=[p["center_seed"] for p in pats],
-        group_ids=sel,
-        group_patterns=[[pnames.index(q) for q in full[i]["patterns"]] for i in sel],
-        group_weights=weights,
-        seed=seed,
-        split=_SPLITS[split],
-        label_noise=rate,
-    )
-
-    slices, off = {}, 0
-    for p in pats:
-        slices[p["name"]] = slice(off, off + p["dim"])
-        off += p["dim"]
     spec = {
         "preset": preset,
         "n": n,
@@ -373,7 +347,45 @@ def pattern_dataset(
         "selected_groups": list(selected),
         "group_counts": {gnames[i]: int(c) for i, c in zip(sel, counts)},
     }
+    d = sum(p["dim"] for p in pats)
+    x = np.empty((n, d), dtype=np.float32)
+    y = np.empty(n, dtype=np.int64)
+    y_clean = np.empty(n, dtype=np.int64)
+    group = np.empty(n, dtype=np.int32)
+    flipped = np.empty(n, dtype=bool)
+    _fill(spec, x, y, y_clean, group, flipped)
+
+    slices, off = {}, 0
+    for p in pats:
+        slices[p["name"]] = slice(off, off + p["dim"])
+        off += p["dim"]
     return PatternDataset(
         x=x, y=y, y_clean=y_clean, group=group, flipped=flipped,
         group_names=tuple(gnames), n_classes=k, pattern_names=tuple(pnames), pattern_slices=slices, spec=spec,
+    )
+
+
+def _fill(spec: dict, x, y, y_clean, group, flipped) -> None:
+    """Fill caller-allocated arrays with the dataset a resolved ``spec`` (``PatternDataset.spec``)
+    describes, in Rust with the GIL released. Shared by :func:`pattern_dataset` and the benchmark that
+    times generation into preallocated buffers."""
+    pats = spec["patterns"]
+    by_name = {g["name"]: g for g in spec["groups"]}
+    chosen = [by_name[name] for name in spec["selected_groups"]]
+    gnames = [g["name"] for g in spec["groups"]]
+    pnames = [p["name"] for p in pats]
+    _native.pattern_fill(
+        x, y, y_clean, group, flipped,
+        n_classes=spec["n_classes"],
+        dims=[p["dim"] for p in pats],
+        clusters_per_class=[p["clusters_per_class"] for p in pats],
+        radii=[p["radius"] for p in pats],
+        spreads=[p["spread"] for p in pats],
+        center_seeds=[p["center_seed"] for p in pats],
+        group_ids=[gnames.index(g["name"]) for g in chosen],
+        group_patterns=[[pnames.index(q) for q in g["patterns"]] for g in chosen],
+        group_weights=[g["weight"] for g in chosen],
+        seed=spec["seed"],
+        split=_SPLITS[spec["split"]],
+        label_noise=spec["label_noise"],
     )
