@@ -75,10 +75,6 @@ def test_epoch_trainer_vs_plain_loop(benchmark):
     size = QUICK if benchmark.disabled else FULL
     ds = _dataset(size["n"])
     ledger = True
-    try:
-        import lrdecay.ledger  # noqa: F401
-    except ImportError:
-        ledger = False
     cfg = TrainConfig(
         epochs=size["rounds"] + 2,
         batch_size=128,

@@ -7,12 +7,7 @@ from torch import nn
 from lrdecay.models import MLP, CifarResNet, default_image_shape, make_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("batchnorm", [True, False])

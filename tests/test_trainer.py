@@ -6,7 +6,6 @@ import copy
 import csv
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -16,13 +15,7 @@ import torch.nn.functional as F
 from lrdecay.trainer import Trainer, TrainConfig, read_jsonl, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared 2-core machine: one intra-op thread is both faster and stable.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def clusters(n, *, d=12, k=4, seed=0, noise=0.0, sep=3.0, draw=0):
@@ -172,7 +165,6 @@ def test_statistics_equal_direct_recomputation_at_lr_zero():
 
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_ledger_agrees_with_the_epoch_records(tmp_path, drop_last):
-    pytest.importorskip("lrdecay.ledger")
     from lrdecay import Ledger
 
     ds = clusters(203, seed=7, noise=0.25)
@@ -302,7 +294,6 @@ def test_cosine_lr_matches_torch():
 
 @pytest.mark.parametrize("schedule", ["multistep", "step", "exponential", "cosine", "constant"])
 def test_fused_optimizer_run_equals_torch_sgd_run(schedule):
-    pytest.importorskip("lrdecay.optim")
     ds = clusters(203, seed=3, noise=0.2)
     kw = dict(epochs=4, schedule=schedule, milestones=[1, 3], step_size=2, gamma=0.5, eta_min=0.01)
     fused = train(small_config(optimizer="fused", **kw), dataset=ds)

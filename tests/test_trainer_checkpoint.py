@@ -17,20 +17,7 @@ from lrdecay.trainer import checkpoint as ckpt_mod
 
 from test_trainer import clusters, small_config
 
-try:
-    import lrdecay.ledger  # noqa: F401
-
-    HAVE_LEDGER = True
-except ImportError:  # the ledger lands in its own issue; the resume tests run without it meanwhile
-    HAVE_LEDGER = False
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class SigintAt(nn.Module):
@@ -81,7 +68,7 @@ def _assert_same_run(a, b):
 )
 def test_ctrl_c_checkpoint_then_resume_equals_uninterrupted(tmp_path, n, batch, drop_last, k):
     ds = clusters(n, seed=11, noise=0.2)
-    cfg = small_config(epochs=3, batch_size=batch, drop_last=drop_last, milestones=[2], ledger=HAVE_LEDGER)
+    cfg = small_config(epochs=3, batch_size=batch, drop_last=drop_last, milestones=[2], ledger=True)
     full = train(cfg, dataset=ds, test_sets={"t": ds}, model=_model(ds), out_dir=tmp_path / "full")
 
     out = tmp_path / "cut"
@@ -101,8 +88,6 @@ def test_ctrl_c_checkpoint_then_resume_equals_uninterrupted(tmp_path, n, batch, 
 
 @pytest.mark.parametrize("optimizer", ["torch", "fused"])
 def test_resume_from_epoch_checkpoint_via_trainer_steps(tmp_path, optimizer):
-    if optimizer == "fused":
-        pytest.importorskip("lrdecay.optim")
     ds = clusters(120, seed=12, noise=0.1)
     cfg = small_config(epochs=4, batch_size=25, schedule="multistep", milestones=[1, 3], optimizer=optimizer)
     full = train(cfg, dataset=ds)
