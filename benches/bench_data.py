@@ -97,3 +97,14 @@ def _prealloc_times(ds, reps):
     out = np.ones_like(ds.x)
     rng = np.random.default_rng(0)
     return _best_of(fill, reps), _best_of(lambda: rng.standard_normal(out=out, dtype=np.float32), reps)
+
+
+def test_numpy_reference_matches_distribution():
+    # the reference really is the same construction: same group sizes and block statistics
+    x, y, g = numpy_pattern_dataset(4000, seed=3)
+    ds = pattern_dataset(4000, seed=3)
+    assert np.array_equal(np.bincount(g), np.bincount(ds.group))
+    for grp in range(3):
+        a, b = x[g == grp], ds.x[ds.group == grp]
+        assert abs(a[:, 64:].std() - b[:, 64:].std()) < 0.05 * b[:, 64:].std() + 1e-3
+        assert abs(np.linalg.norm(a[:, :64], axis=1).mean() - np.linalg.norm(b[:, :64], axis=1).mean()) < 0.2
