@@ -16,7 +16,9 @@ OPTIMIZERS = ("fused", "torch")
 
 # Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
 # under a config that differs only in these.
-_OBSERVATION_FIELDS = frozenset({"progress", "checkpoint_every", "plots", "eval_every", "cuda_graph", "device"})
+_OBSERVATION_FIELDS = frozenset(
+    {"progress", "checkpoint_every", "plots", "eval_every", "eval_train", "cuda_graph", "device"}
+)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class TrainConfig:
         cuda_graph: on CUDA with the fused optimizer, capture the whole step in a CUDA graph.
         ledger: record per-sample correctness in an :class:`lrdecay.Ledger`.
         eval_every: evaluate test/probe sets every k epochs (and at the last epoch).
+        eval_train: at those epochs also evaluate the training set in eval mode (record key
+            ``train_eval``: accuracy, per group, clean samples, memorized fraction of flipped samples).
         checkpoint_every: write ``checkpoint.pt`` every k epochs (0: only at the end); needs an out_dir.
         plots: write PNG curves at the end; progress: tqdm bar (quiet when stderr is not a TTY).
     """
@@ -84,6 +88,7 @@ class TrainConfig:
     cuda_graph: bool = True
     ledger: bool = True
     eval_every: int = 1
+    eval_train: bool = False
     checkpoint_every: int = 0
     plots: bool = True
     progress: bool = True
@@ -148,6 +153,7 @@ class TrainConfig:
         _bool("cuda_graph", self.cuda_graph)
         _bool("ledger", self.ledger)
         _int("eval_every", self.eval_every, 1)
+        _bool("eval_train", self.eval_train)
         _int("checkpoint_every", self.checkpoint_every, 0)
         _bool("plots", self.plots)
         _bool("progress", self.progress)

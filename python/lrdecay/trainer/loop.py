@@ -401,8 +401,11 @@ class Trainer:
         self.epoch += 1
         self.batch = 0
         cfg = self.config
-        if self.test_data and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
-            record["test"] = self.evaluate()
+        if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+            if self.test_data:
+                record["test"] = self.evaluate()
+            if cfg.eval_train:
+                record["train_eval"] = self.evaluate_train()
         record["time"] = self._epoch_time_done + (time.perf_counter() - t0)
         self._epoch_time_done = 0.0
         record["elapsed"] = (self.history[-1]["elapsed"] if self.history else 0.0) + record["time"]
@@ -419,41 +422,73 @@ class Trainer:
         """Copy the epoch's device buffers to the host once; statistics + ledger ingest."""
         pred = self.pred_buf.cpu().numpy()
         loss = self.loss_buf.cpu().numpy()
-        d = self.data
-        y = d.host("y")
         presented = pred >= 0
-        all_presented = bool(presented.all())
-        correct = pred == y
-        stats: dict[str, Any] = {}
-        p = presented
-        stats["presented"] = int(p.sum())
-        stats["train_loss"] = float(loss[p].astype(np.float64).mean())
-        stats["train_acc"] = float(correct[p].mean())
-        group = d.host("group")
-        if group is not None:
-            tot = np.bincount(group[p], minlength=d.n_groups)
-            hit = np.bincount(group[p & correct], minlength=d.n_groups)
-            stats["train_acc_group"] = {
-                name: (float(hit[i] / tot[i]) if tot[i] else None) for i, name in enumerate(d.group_names)
-            }
-        flipped = d.host("flipped")
-        if flipped is not None:
-            f = p & flipped
-            c = p & ~flipped
-            stats["train_acc_clean"] = float(correct[c].mean()) if c.any() else None
-            # memorized = flipped samples predicted as their (noisy) observed label
-            stats["memorized"] = float(correct[f].mean()) if f.any() else None
-            y_clean = d.host("y_clean")
-            if y_clean is not None:
-                stats["predicted_clean"] = float((pred[f] == y_clean[f]).mean()) if f.any() else None
+        correct = pred == self.data.host("y")
+        stats: dict[str, Any] = {"presented": int(presented.sum())}
+        stats["train_loss"] = float(loss[presented].astype(np.float64).mean())
+        stats.update(self._label_statistics(pred, presented, prefix="train_"))
         if self.ledger is not None:
-            if all_presented:
+            if bool(presented.all()):
                 self.ledger.record_epoch(correct, pred=pred)
             else:
                 idx = np.flatnonzero(presented).astype(np.int64)
                 self.ledger.record_batch(idx, correct[idx], pred=pred[idx])
                 self.ledger.end_epoch()
         return stats
+
+    def _label_statistics(self, pred: np.ndarray, presented: np.ndarray, *, prefix: str) -> dict:
+        """Accuracy of host predictions ``pred`` against the training labels, over the ``presented``
+        samples: overall (``{prefix}acc``), per group (``{prefix}acc_group``), on clean samples
+        (``{prefix}acc_clean``), and on label-flipped samples against their noisy label (``memorized``)
+        and their clean label (``predicted_clean``)."""
+        d = self.data
+        correct = pred == d.host("y")
+        p = presented
+        stats: dict[str, Any] = {f"{prefix}acc": float(correct[p].mean())}
+        group = d.host("group")
+        if group is not None:
+            tot = np.bincount(group[p], minlength=d.n_groups)
+            hit = np.bincount(group[p & correct], minlength=d.n_groups)
+            stats[f"{prefix}acc_group"] = {
+                name: (float(hit[i] / tot[i]) if tot[i] else None) for i, name in enumerate(d.group_names)
+            }
+        flipped = d.host("flipped")
+        if flipped is not None:
+            f = p & flipped
+            c = p & ~flipped
+            stats[f"{prefix}acc_clean"] = float(correct[c].mean()) if c.any() else None
+            # memorized = flipped samples predicted as their (noisy) observed label
+            stats["memorized"] = float(correct[f].mean()) if f.any() else None
+            y_clean = d.host("y_clean")
+            if y_clean is not None:
+                stats["predicted_clean"] = float((pred[f] == y_clean[f]).mean()) if f.any() else None
+        return stats
+
+    @torch.no_grad()
+    def evaluate_train(self) -> dict:
+        """The current model (eval mode: BatchNorm running statistics, no parameter change) on the whole
+        training set, against its observed labels.
+
+        Unlike the epoch's own statistics, which come from predictions made during the epoch in training
+        mode while the weights move, this is one fixed model: the memorization measure to read at a stage
+        end. Returns ``{"acc", "loss", "acc_group", "acc_clean", "memorized", "predicted_clean"}`` (keys
+        present as the dataset allows).
+        """
+        d = self.data
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            pred = torch.empty(d.n, dtype=torch.int64, device=self.device)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            for s in range(0, d.n, self.eval_batch_size):
+                logits = self.model(d.x[s : s + self.eval_batch_size])
+                loss_sum += F.cross_entropy(logits, d.y[s : s + self.eval_batch_size], reduction="sum").double()
+                pred[s : s + self.eval_batch_size] = logits.argmax(1)
+        finally:
+            self.model.train(was_training)
+        out: dict[str, Any] = {"loss": float(loss_sum.item()) / d.n}
+        out.update(self._label_statistics(pred.cpu().numpy(), np.ones(d.n, dtype=bool), prefix=""))
+        return out
 
     @torch.no_grad()
     def evaluate(self, test_sets: Mapping[str, Any] | None = None) -> dict[str, dict]:
