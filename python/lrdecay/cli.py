@@ -192,6 +192,26 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return _run_experiments(names, args)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lrdecay.sweep import run_sweep
+
+    try:
+        result = run_sweep(
+            args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
+            stack=not args.no_stack, max_members=args.max_members, checkpoint_every=args.checkpoint_every,
+            retries=args.retries, extend=args.extend,
+        )
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
+    for o in result.failed:
+        last = (o.error or "").strip().splitlines()[-1:] or ["?"]
+        print(f"failed: run {o.id} ({o.run.setting or 'seed ' + str(o.run.seed)}): {last[0]}", file=sys.stderr)
+    print(f"{result.summary()} ({result.wall_time:.1f} s, executor {result.executor})")
+    # The exit status is the number of failed runs (capped below the shell's reserved codes).
+    return min(result.n_failed, 125)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     from lrdecay import __version__
@@ -242,6 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only these experiments (repeatable or comma-separated)")
     add_experiment_flags(rp, "report")
     rp.set_defaults(func=_cmd_reproduce)
+
+    sw = sub.add_parser(
+        "sweep", help="run a sweep (SPEC: TOML/JSON base config, grid, settings, seeds) into one folder and table",
+        description="Run every run of SPEC into --out (runs/<id>/, table.csv, sweep.json). Rerunning skips "
+        "finished runs and resumes unfinished ones. Exit status: the number of failed runs.")
+    sw.add_argument("spec", help="sweep spec file (.toml or .json)")
+    sw.add_argument("--out", required=True, help="sweep folder")
+    sw.add_argument("--executor", default="auto", choices=["auto", "stack", "process", "ray"],
+                    help="auto (default), stack (this process), process (local pool), ray")
+    sw.add_argument("--workers", type=int, default=None, help="worker processes / concurrent tasks (default: one per core or GPU)")
+    sw.add_argument("--address", default=None, help="Ray cluster address (implies --executor ray)")
+    sw.add_argument("--no-stack", action="store_true", help="train every run alone instead of stacking runs that share an architecture")
+    sw.add_argument("--max-members", type=int, default=64, help="most runs in one stacked model (default 64)")
+    sw.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
+    sw.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
+    sw.add_argument("--extend", action="store_true", help="add this spec's runs to a folder holding another sweep")
+    sw.set_defaults(func=_cmd_sweep)
     return parser
 
 

@@ -24,6 +24,7 @@ import os
 import queue
 import signal
 import threading
+import traceback
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Sequence
 
@@ -209,6 +210,10 @@ class ProcessExecutor(Executor):
                                 continue
                             except KeyboardInterrupt:
                                 results = [{"id": r.id, "status": INTERRUPTED} for r in t.runs]
+                            except Exception:  # the task could not even be sent or unpickled
+                                tb = traceback.format_exc()
+                                results = [{"id": r.id, "status": "failed", "history": [], "error": tb}
+                                           for r in t.runs]
                             pending.remove(t)
                             on_result(t, results)
                             if any(r["status"] == INTERRUPTED for r in results):

@@ -138,9 +138,20 @@ def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = N
     started from), ``snapshots`` (epochs whose model state was saved), ``pid``."""
     store = SweepStore(task.out_dir)
     if task.stacked and len(task.runs) > 1:
-        from lrdecay.sweep.stack_train import execute_stacked
+        t0 = time.perf_counter()
+        try:
+            from lrdecay.sweep.stack_train import execute_stacked
 
-        return execute_stacked(task, store, on_epoch=on_epoch, stop=stop)
+            return execute_stacked(task, store, on_epoch=on_epoch, stop=stop)
+        except Exception:
+            tb = traceback.format_exc()
+            out = []
+            for run in task.runs:
+                res = {"id": run.id, "status": FAILED, "history": [], "error": tb,
+                       "wall_time": time.perf_counter() - t0, "pid": os.getpid()}
+                store.write_result(run.id, res)
+                out.append(res)
+            return out
     out = []
     for run in task.runs:
         if stop is not None and stop.is_set():

@@ -1,0 +1,410 @@
+"""The stacked training engine: K runs of one architecture trained as one stacked model.
+
+Each member is backed by an ordinary :class:`~lrdecay.trainer.Trainer` (its *member trainer*: the run's
+data, test sets, ledger, logs, checkpoints, callbacks), which never runs a step itself. The engine owns
+the stacked model (:class:`~lrdecay.sweep.stack_model.StackedMLP`), one :class:`~lrdecay.optim.StackedSGD`
+and the per-sample buffers, and runs every member's step at once: member k's batch is drawn from its own
+data in its own order, its loss and gradients involve only its own parameters, and its optimizer applies
+its own hyperparameters and schedule. At each epoch end it hands each member trainer that member's
+predictions, losses and weights, and the member trainer does what a solo run does at an epoch end
+(statistics, ledger, evaluation, log, checkpoint) with the very same code. So:
+
+- a member's numbers equal its solo run's: bitwise on the CPU with one torch thread (the tests check
+  it), and within float32 rounding otherwise (batched matrix products may block their sums differently
+  from the solo ones on other thread counts and devices; a run's later epochs then drift like any two
+  float orderings of SGD do);
+- a member's checkpoint is an ordinary trainer checkpoint: a stacked run resumes stacked or alone.
+
+On CUDA (every member with ``cuda_graph=True``) the stacked step is captured in a CUDA graph and
+replayed, the schedules advancing on the device.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from lrdecay.sweep.spec import Run
+from lrdecay.sweep.store import DONE, FAILED, SweepStore
+from lrdecay.sweep.tasks import (
+    INTERRUPTED,
+    Task,
+    _snapshot_callback,
+    _snapshot_epochs_saved,
+    _StopWatcher,
+    _summary_lists,
+    run_config,
+)
+
+__all__ = ["StackedEngine", "execute_stacked"]
+
+
+class StackedEngine:
+    """Trains member trainers (same architecture, data shapes, batch size, epochs, position) stacked.
+
+    Args:
+        trainers: the member :class:`~lrdecay.trainer.Trainer` s (built with their data, resumed if
+            needed); each must hold an :class:`lrdecay.models.MLP` and stand at the same epoch and step.
+    """
+
+    def __init__(self, trainers: Sequence[Any]) -> None:
+        from lrdecay.models import MLP
+        from lrdecay.optim import StackedSGD
+        from lrdecay.sweep.stack_model import StackedMLP
+
+        self.members = list(trainers)
+        K = self.K = len(self.members)
+        if K < 1:
+            raise ValueError("StackedEngine needs at least one member trainer")
+        first = self.members[0]
+        for i, t in enumerate(self.members):
+            if not isinstance(t.model, MLP):
+                raise ValueError(f"member {i}: only lrdecay.models.MLP models can be stacked, got {type(t.model).__name__}")
+            for attr in ("device", "batch_size", "n_full", "tail", "steps_per_epoch", "epoch", "batch"):
+                if getattr(t, attr) != getattr(first, attr):
+                    raise ValueError(f"member {i}: {attr} {getattr(t, attr)!r} differs from member 0's {getattr(first, attr)!r}")
+            if t.config.epochs != first.config.epochs:
+                raise ValueError(f"member {i}: epochs differ from member 0's")
+            if tuple(t.data.x.shape) != tuple(first.data.x.shape) or t.data.n_classes != first.data.n_classes:
+                raise ValueError(f"member {i}: data shape differs from member 0's")
+        self.device = first.device
+        self.epochs = first.config.epochs
+        self.B, self.n_full, self.tail = first.batch_size, first.n_full, first.tail
+        self.steps_per_epoch = first.steps_per_epoch
+        N = self.N = first.data.n
+
+        # ---- data: one (K, N, ...) tensor; each member trainer's x becomes a view of it (no copy kept)
+        self.X = torch.stack([t.data.x for t in self.members])
+        self.Y = torch.stack([t.data.y for t in self.members])
+        for k, t in enumerate(self.members):
+            t.data.x = self.X[k]
+            t.data.y = self.Y[k]
+        self.row_offset = (torch.arange(K, device=self.device, dtype=torch.int64) * N).view(K, 1)
+
+        # ---- model and optimizer (each member starts from its trainer's model and optimizer state)
+        self.model = StackedMLP.from_models([t.model for t in self.members]).to(self.device)
+        self._param_names = [n for n, _ in self.model.named_parameters()]
+        solo_names = [n for n, p in first.model.named_parameters() if p.requires_grad]
+        self._solo_of = dict(zip(self._param_names, self._solo_param_keys(solo_names)))
+        cfgs = [t.config for t in self.members]
+        self.optimizer = StackedSGD(
+            list(self.model.parameters()), K,
+            lr=[c.lr for c in cfgs], momentum=[c.momentum for c in cfgs], dampening=[c.dampening for c in cfgs],
+            weight_decay=[c.weight_decay for c in cfgs], nesterov=[c.nesterov for c in cfgs],
+            schedules=[self._member_schedule(t) for t in self.members],
+        )
+        self._load_optimizer_state()
+
+        # ---- per-epoch device buffers
+        self.pred = torch.full((K, N), -1, dtype=torch.int64, device=self.device)
+        self.loss = torch.zeros((K, N), dtype=torch.float32, device=self.device)
+        if first.batch:  # resumed mid-epoch: the member trainers restored their partial buffers
+            for k, t in enumerate(self.members):
+                self.pred[k].copy_(t.pred_buf)
+                self.loss[k].copy_(t.loss_buf)
+        self.perm = torch.zeros((K, N), dtype=torch.int64, device=self.device)
+        self.batch_counter = torch.zeros(1, dtype=torch.int64, device=self.device)
+        self.use_graph = self.device.type == "cuda" and all(c.cuda_graph for c in cfgs)
+        self._full_step = self._tail_step = None
+        if self.use_graph:
+            from lrdecay.trainer.graphs import GraphedStep
+
+            pool = torch.cuda.graph_pool_handle()
+            self._full_step = GraphedStep(self._graph_full_step, pool=pool)
+            self._tail_step = GraphedStep(self._graph_tail_step, warmup=1, pool=pool)
+        self.epoch, self.batch = first.epoch, first.batch
+        self.step_count = first.step_count
+        self._stop = False
+
+    # ------------------------------------------------------------------ setup helpers
+    @staticmethod
+    def _solo_param_keys(solo_names: list[str]) -> list[str]:
+        return solo_names
+
+    def _member_schedule(self, t):
+        """A member's device schedule: the LR sequence its solo trainer follows, counted in steps."""
+        return t._fused_schedule()
+
+    def _load_optimizer_state(self) -> None:
+        """Momentum buffers and the step count from the member trainers (a resumed run)."""
+        first = self.members[0]
+        step = int(first.step_count)
+        if step == 0:
+            return
+        self.optimizer.set_step_count(step, momentum_initialized=True)
+        for k, t in enumerate(self.members):
+            bufs = self.optimizer.member_momentum(k)
+            if bufs is None:
+                continue
+            params = [p for p in t.model.parameters() if p.requires_grad]
+            with torch.no_grad():
+                for view, p in zip(bufs, params):
+                    src = t.optimizer.state.get(p, {}).get("momentum_buffer")
+                    if src is None:
+                        raise ValueError(f"member {k}: its checkpoint has no momentum buffer after {step} steps")
+                    view.copy_(src)
+
+    # ------------------------------------------------------------------ handing state to the member trainers
+    def _sync_model(self, k: int) -> None:
+        t = self.members[k]
+        target = t.model.state_dict()
+        with torch.no_grad():
+            for name, key, kind in self.model._solo_keys:
+                src = getattr(self.model, name)
+                target[key].copy_(src if kind == "shared" else src[k])
+
+    def _sync_optimizer(self, k: int) -> None:
+        """The member's momentum buffers and step position into its trainer's optimizer (for its checkpoint
+        and its logged LR), in the format that optimizer itself writes."""
+        t = self.members[k]
+        opt = t.optimizer
+        sd = opt.state_dict()
+        bufs = self.optimizer.member_momentum(k)
+        params = [p for p in t.model.parameters() if p.requires_grad]
+        state = {}
+        if bufs is not None:
+            for i, (view, p) in enumerate(zip(bufs, params)):
+                state[i] = {"momentum_buffer": view.detach().clone()}
+        sd = {"state": state, "param_groups": sd["param_groups"]}
+        if "step_count" in sd["param_groups"][0]:
+            for g in sd["param_groups"]:
+                g["step_count"] = self.step_count
+        opt.load_state_dict(sd)
+
+    def _sync_member(self, k: int, *, optimizer: bool) -> None:
+        t = self.members[k]
+        self._sync_model(k)
+        if optimizer:
+            self._sync_optimizer(k)
+        t.step_count = self.step_count
+        t.batch = self.batch
+
+    # ------------------------------------------------------------------ the step
+    def _step(self, idx: torch.Tensor) -> None:
+        """One step of every member on its samples ``idx[k]`` (K × b); records predictions and losses."""
+        K = self.K
+        b = idx.shape[1]
+        flat = (idx + self.row_offset).view(-1)
+        xb = self.X.view(K * self.N, *self.X.shape[2:]).index_select(0, flat).view(K, b, *self.X.shape[2:])
+        yb = self.Y.view(-1).index_select(0, flat)
+        out = self.model(xb)
+        losses = F.cross_entropy(out.reshape(K * b, -1), yb, reduction="none")
+        self.optimizer.zero_grad()
+        # each member's loss is its own batch mean; the sum keeps the members' gradients apart
+        losses.view(K, b).mean(1).sum().backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            self.pred.view(-1).index_copy_(0, flat, out.reshape(K * b, -1).argmax(1))
+            self.loss.view(-1).index_copy_(0, flat, losses.detach())
+
+    def _graph_full_step(self) -> None:
+        rows = self.perm[:, : self.n_full * self.B].view(self.K, self.n_full, self.B)
+        self._step(rows.index_select(1, self.batch_counter).view(self.K, self.B))
+        self.batch_counter.add_(1)
+
+    def _graph_tail_step(self) -> None:
+        self._step(self.perm[:, self.n_full * self.B :])
+
+    def request_stop(self) -> None:
+        """Stop at the next step boundary (Ctrl-C)."""
+        self._stop = True
+
+    def _run_steps(self) -> bool:
+        B, n_full = self.B, self.n_full
+        if self.batch == 0:
+            self.pred.fill_(-1)
+            self.loss.zero_()
+        for k, t in enumerate(self.members):
+            self.perm[k].copy_(t.epoch_permutation(self.epoch))
+        self.model.train()
+        if self.use_graph:
+            self.batch_counter.fill_(min(self.batch, n_full))
+        while self.batch < self.steps_per_epoch:
+            if self._stop:
+                return False
+            b = self.batch
+            if self.use_graph:
+                (self._full_step if b < n_full else self._tail_step)()
+            else:
+                self._step(self.perm[:, b * B : (b + 1) * B] if b < n_full else self.perm[:, n_full * B :])
+            self.batch += 1
+            self.step_count += 1
+        if self.use_graph:
+            self.optimizer.sync_step_count()
+        return True
+
+    # ------------------------------------------------------------------ epochs
+    def run_epoch(self) -> bool:
+        """Train one epoch of every member and close it in each member trainer; False if stopped."""
+        t0 = time.perf_counter()
+        lrs = [t.current_lr() for t in self.members]
+        if not self._run_steps():
+            spent = time.perf_counter() - t0
+            for t in self.members:
+                t._epoch_time_done += spent
+            return False
+        spent = time.perf_counter() - t0
+        for k, t in enumerate(self.members):
+            t.pred_buf.copy_(self.pred[k])
+            t.loss_buf.copy_(self.loss[k])
+            due = t.out_dir is not None and t.config.checkpoint_every and (self.epoch + 1) % t.config.checkpoint_every == 0
+            self._sync_member(k, optimizer=bool(due) or t.config.optimizer == "fused")
+            _close_epoch(t, lrs[k], spent)
+            self._apply_host_lr(k)
+        self.epoch += 1
+        self.batch = 0
+        return True
+
+    def _apply_host_lr(self, k: int) -> None:
+        """A member whose LR its trainer sets on the host (no device schedule) follows that LR."""
+        if self.optimizer.schedules[k] is None:
+            lr = float(self.members[k].optimizer.param_groups[0]["lr"])
+            if lr != self.optimizer.lr_of(k):
+                self.optimizer.set_lr(k, lr)
+
+    def fit(self, stop: Any = None) -> bool:
+        """Run the remaining epochs; True when finished, False when stopped (Ctrl-C or ``stop``), in which
+        case every member trainer has written a checkpoint at the exact step where it stopped."""
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            def on_sigint(signum, frame):
+                self.request_stop()
+                signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
+            restore = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with _StopWatcher(stop, self.request_stop):
+                while self.epoch < self.epochs:
+                    if not self.run_epoch():
+                        break
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGINT, restore)
+        stopped = self.epoch < self.epochs
+        for k, t in enumerate(self.members):
+            if stopped:
+                t.pred_buf.copy_(self.pred[k])
+                t.loss_buf.copy_(self.loss[k])
+            self._sync_member(k, optimizer=True)
+            t._finish()
+        return not stopped
+
+
+def _close_epoch(t, lr: float, spent: float) -> dict:
+    """What ``Trainer.run_epoch`` does after its steps, for a member trainer whose steps ran stacked."""
+    record = {"epoch": t.epoch + 1, "step": t.step_count, "lr": lr}
+    record.update(t._epoch_statistics())
+    if t.scheduler is not None:
+        t.scheduler.step()
+    t.epoch += 1
+    t.batch = 0
+    cfg = t.config
+    if t.epoch % cfg.eval_every == 0 or t.epoch == cfg.epochs:
+        if t.test_data:
+            record["test"] = t.evaluate()
+        if cfg.eval_train:
+            record["train_eval"] = t.evaluate_train()
+    record["time"] = t._epoch_time_done + spent
+    t._epoch_time_done = 0.0
+    record["elapsed"] = (t.history[-1]["elapsed"] if t.history else 0.0) + record["time"]
+    t.history.append(record)
+    for cb in t.callbacks:
+        cb(t, record)
+    if t._log is not None:
+        t._log.write(record)
+    if t.out_dir is not None and cfg.checkpoint_every and t.epoch % cfg.checkpoint_every == 0:
+        t.save_checkpoint()
+    return record
+
+
+# ---------------------------------------------------------------------------- the sweep's entry point
+def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any = None) -> list[dict]:
+    """Run a stacked task: build each member's trainer (resuming from its checkpoint), group the members
+    by where they stand, train each group stacked, and write each run's ``result.json``."""
+    from lrdecay.sweep.tasks import execute_solo
+    from lrdecay.trainer import Trainer
+    from lrdecay.trainer.checkpoint import CheckpointError
+
+    t0 = time.perf_counter()
+    trainers: list[Any] = []
+    results: dict[str, dict] = {}
+    runs: list[Run] = []
+    for run in task.runs:
+        cfg = run_config(run, task)
+        run_dir = store.run_dir(run.id)
+        ckpt = store.checkpoint_path(run.id)
+        callbacks = []
+        if on_epoch is not None:
+            callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
+        keep = _snapshot_callback(cfg, run_dir)
+        if keep is not None:
+            callbacks.append(keep)
+        try:
+            try:
+                t = Trainer(cfg, out_dir=run_dir, resume=ckpt if os.path.exists(ckpt) else None, callbacks=callbacks)
+            except CheckpointError:
+                os.replace(ckpt, ckpt + ".unreadable")
+                t = Trainer(cfg, out_dir=run_dir, callbacks=callbacks)
+        except Exception:
+            results[run.id] = _failed(run, [], traceback.format_exc(), t0)
+            store.write_result(run.id, results[run.id])
+            continue
+        t._resumed_from = t.epoch
+        trainers.append(t)
+        runs.append(run)
+
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(trainers):
+        groups.setdefault((t.epoch, t.batch), []).append(i)
+    for (_epoch, _batch), idx in sorted(groups.items()):
+        members = [trainers[i] for i in idx]
+        if stop is not None and stop.is_set():
+            for i in idx:
+                results[runs[i].id] = {"id": runs[i].id, "status": INTERRUPTED, "pid": os.getpid()}
+            continue
+        if len(members) == 1:
+            # alone at its position: the plain trainer
+            run = runs[idx[0]]
+            results[run.id] = execute_solo(run, task, store, on_epoch=on_epoch, stop=stop)
+            continue
+        try:
+            engine = StackedEngine(members)
+            finished = engine.fit(stop)
+        except Exception:
+            tb = traceback.format_exc()
+            for i in idx:
+                results[runs[i].id] = _failed(runs[i], list(trainers[i].history), tb, t0)
+                store.write_result(runs[i].id, results[runs[i].id])
+            continue
+        for i in idx:
+            t, run = trainers[i], runs[i]
+            if not finished:
+                results[run.id] = {"id": run.id, "status": INTERRUPTED, "resumed_from": t._resumed_from,
+                                   "pid": os.getpid()}
+                continue
+            res = {
+                "id": run.id,
+                "status": DONE,
+                "history": t.history,
+                "ledger_summary": _summary_lists(t.ledger),
+                "wall_time": time.perf_counter() - t0,
+                "resumed_from": t._resumed_from,
+                "snapshots": _snapshot_epochs_saved(store.run_dir(run.id)),
+                "error": None,
+                "pid": os.getpid(),
+                "stacked": len(idx),
+            }
+            store.write_result(run.id, res)
+            results[run.id] = res
+    return [results[r.id] for r in task.runs]
+
+
+def _failed(run: Run, history: list, tb: str, t0: float) -> dict:
+    return {"id": run.id, "status": FAILED, "history": history, "error": tb,
+            "wall_time": time.perf_counter() - t0, "pid": os.getpid()}
