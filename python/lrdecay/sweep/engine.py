@@ -179,7 +179,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(f"runs {self.finished}/{self.n_runs}" + (f", {self.failed} failed" if self.failed else ""))
 
-    def epoch(self, rid: str, epoch: int) -> None:
+    def epoch(self, rid: str, epoch: int, pid: int | None = None) -> None:
         with self.lock:
             prev = self.seen.get(rid, 0)
             if epoch > prev:
@@ -187,7 +187,7 @@ class _Progress:
                 if self.bar is not None:
                     self.bar.update(epoch - prev)
         if self.on_event is not None:
-            self.on_event({"event": "epoch", "run_id": rid, "epoch": epoch})
+            self.on_event({"event": "epoch", "run_id": rid, "epoch": epoch, "pid": pid or os.getpid()})
 
     def result(self, res: Mapping[str, Any]) -> None:
         with self.lock:

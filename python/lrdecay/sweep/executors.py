@@ -20,6 +20,7 @@ still resume).
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import signal
@@ -34,7 +35,7 @@ __all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "RayExecutor", "m
 
 EXECUTORS = ("auto", "stack", "process", "ray")
 
-OnEpoch = Callable[[str, int], None]
+OnEpoch = Callable[..., None]  # on_epoch(run_id, epoch, pid=None)
 OnResult = Callable[[Task, list], None]
 
 
@@ -97,6 +98,7 @@ _W: dict[str, Any] = {}  # per-worker-process globals set by the initializer
 
 
 def _worker_init(events, stop, threads: int | None, devices) -> None:
+    """Per-worker setup: threads, GPU, and the imports every task needs (done once per worker)."""
     # Ctrl-C reaches the driver, which asks the workers to stop through `stop`; a terminal's Ctrl-C that
     # also reaches the workers' process group is left to the driver too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -121,6 +123,8 @@ def _worker_init(events, stop, threads: int | None, devices) -> None:
 
             torch.cuda.set_device(torch.device(device))
     _W.update(events=events, stop=stop, device=device)
+    import lrdecay.sweep.stack_train  # noqa: F401  (warm the imports once per worker)
+    import lrdecay.trainer  # noqa: F401
 
 
 def _worker_run(task: Task) -> list[dict]:
@@ -129,9 +133,64 @@ def _worker_run(task: Task) -> list[dict]:
         task.device = _W["device"]
 
     def on_epoch(run_id: str, epoch: int) -> None:
-        events.put((run_id, epoch))
+        events.put((run_id, epoch, os.getpid()))
 
     return execute_task(task, on_epoch=on_epoch, stop=stop)
+
+
+class _Pool:
+    """A spawned worker pool with its event queue and stop flag, kept for later sweeps of this process
+    (workers start once: importing torch costs seconds, a short sweep's whole budget)."""
+
+    def __init__(self, n: int, threads: int | None, gpus: Sequence[str] | None) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("spawn")
+        self.events = ctx.Queue()
+        self.stop = ctx.Event()
+        devices = None
+        if gpus:
+            devices = ctx.Queue()
+            for g in gpus:
+                devices.put(g)
+        self.executor = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
+                                            initargs=(self.events, self.stop, threads, devices))
+        self.broken = False
+
+    def kill(self) -> None:
+        self.broken = True
+        for p in list((getattr(self.executor, "_processes", None) or {}).values()):
+            try:
+                p.kill()
+            except Exception:
+                pass
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=not self.broken, cancel_futures=True)
+
+
+_POOLS: dict[tuple, _Pool] = {}
+
+
+def _pool(n: int, threads: int | None, gpus: Sequence[str] | None) -> _Pool:
+    key = (n, threads, tuple(gpus or ()))
+    pool = _POOLS.get(key)
+    if pool is None or pool.broken:
+        if pool is not None:
+            pool.shutdown()
+        pool = _POOLS[key] = _Pool(n, threads, gpus)
+    return pool
+
+
+def shutdown_pools() -> None:
+    """Stop the cached worker pools (also done at interpreter exit)."""
+    while _POOLS:
+        _key, pool = _POOLS.popitem()
+        pool.shutdown()
+
+
+atexit.register(shutdown_pools)
 
 
 class ProcessExecutor(Executor):
@@ -149,54 +208,43 @@ class ProcessExecutor(Executor):
         self.retries = retries
 
     def run(self, tasks, *, on_epoch, on_result) -> None:
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        ctx = mp.get_context("spawn")
-        events = ctx.Queue()
-        stop = ctx.Event()
         pending = list(tasks)
         attempts = {t.index: 0 for t in tasks}
+        ours = {r.id for t in tasks for r in t.runs}
         interrupted = False
+        pool = _pool(self.parallel, self.threads, self.gpus)
+        pool.stop.clear()
         pump_done = threading.Event()
 
-        def pump() -> None:  # epoch events from the workers -> the driver's hook
-            while not pump_done.is_set() or not events.empty():
+        def pump(events) -> None:  # epoch events from the workers -> the driver's hook
+            while not pump_done.is_set():
                 try:
-                    run_id, epoch = events.get(timeout=0.1)
+                    run_id, epoch, pid = events.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                except (EOFError, OSError):
+                except (EOFError, OSError, ValueError):
                     return
-                on_epoch(run_id, epoch)
+                if run_id in ours:  # a stopped earlier sweep's late events are dropped
+                    on_epoch(run_id, epoch, pid)
 
-        pump_thread = threading.Thread(target=pump, daemon=True)
+        pump_thread = threading.Thread(target=pump, args=(pool.events,), daemon=True)
         pump_thread.start()
-        pool: ProcessPoolExecutor | None = None
+        stop_flag = threading.Event()
 
-        def kill_workers() -> None:
-            for p in list(getattr(pool, "_processes", {}).values() or []):
-                try:
-                    p.kill()
-                except Exception:
-                    pass
+        def first_sigint() -> None:
+            stop_flag.set()
+            pool.stop.set()
 
         try:
-            with _SigintOnce(stop.set, kill_workers) as sig:
-                while pending and not stop.is_set():
-                    devices = None
-                    if self.gpus:
-                        devices = ctx.Queue()
-                        for g in self.gpus:
-                            devices.put(g)
-                    n = min(self.parallel, len(pending))
-                    pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                                               initargs=(events, stop, self.threads, devices))
+            with _SigintOnce(first_sigint, lambda: pool.kill()) as sig:
+                while pending and not stop_flag.is_set():
                     futures = {}
                     for t in pending:
                         attempts[t.index] += 1
-                        futures[pool.submit(_worker_run, t)] = t
+                        futures[pool.executor.submit(_worker_run, t)] = t
                     broken = False
                     not_done = set(futures)
                     while not_done:
@@ -217,24 +265,31 @@ class ProcessExecutor(Executor):
                             pending.remove(t)
                             on_result(t, results)
                             if any(r["status"] == INTERRUPTED for r in results):
-                                stop.set()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    pool = None
+                                first_sigint()  # one interrupted worker (its terminal's Ctrl-C) stops all
                     if broken:
+                        # a worker died (killed, out of memory): a fresh pool reruns what is left, each
+                        # task resuming from its checkpoints
+                        pool.broken = True
+                        pump_done.set()
+                        pump_thread.join(timeout=5)
                         over = [t for t in pending if attempts[t.index] > self.retries]
                         for t in over:
                             pending.remove(t)
                             on_result(t, [_lost(r.id, attempts[t.index]) for r in t.runs])
-                interrupted = stop.is_set() or sig.count > 0
+                        pool = _pool(self.parallel, self.threads, self.gpus)
+                        pool.stop.clear()
+                        pump_done.clear()
+                        pump_thread = threading.Thread(target=pump, args=(pool.events,), daemon=True)
+                        pump_thread.start()
+                interrupted = stop_flag.is_set() or sig.count > 0
         finally:
-            if pool is not None:
-                kill_workers()
-                pool.shutdown(wait=False, cancel_futures=True)
             pump_done.set()
             pump_thread.join(timeout=5)
+            if pool.broken:  # killed by a second Ctrl-C: not for reuse
+                _POOLS.pop((self.parallel, self.threads, tuple(self.gpus or ())), None)
+                pool.shutdown()
         if interrupted:
             raise KeyboardInterrupt("sweep interrupted")
-
 
 def _lost(run_id: str, attempts: int) -> dict:
     return {"id": run_id, "status": "failed", "history": [],

@@ -14,11 +14,12 @@ A SPEC (TOML or JSON, or the same dict in Python) has these keys, all optional b
     schedule = "constant"
     lr = 0.01
 
-Runs = settings × grid × seeds, each a :class:`~lrdecay.trainer.TrainConfig` (base, then the setting's
-fields, then the grid point's, then the seed). Everything is validated before any run starts, with an error
-naming the key: unknown keys or fields, an axis over a field that does not exist, a field both varied by
-the grid and set by a setting or the base (which value wins would be a guess), ``seed`` anywhere but
-``seeds``, repeated values or setting names, two runs that resolve to the same config, and every resolved
+Runs = settings × grid × seeds, each a :class:`~lrdecay.trainer.TrainConfig`: the base's fields (defaults
+for every run; a base read from a config file may hold every field), then the setting's, then the grid
+point's, then the seed (``seeds`` replaces ``base.seed``). Everything is validated before any run starts,
+with an error naming the key: unknown keys or fields, an axis over a field that does not exist, a field
+both varied by the grid and set by a setting (which value wins would be a guess), ``seed`` in the grid or a
+setting, repeated values or setting names, two runs that resolve to the same config, and every resolved
 config's own validation. TOML has no null: write ``"none"`` for a field whose value may be None
 (``batch_size = "none"`` is full-batch gradient descent).
 
@@ -195,11 +196,6 @@ class SweepSpec:
             dup = sorted({c for c in canon if canon.count(c) > 1})
             if dup:
                 raise SpecError(f"grid.{k} repeats value(s) {', '.join(dup)} (each would be the same run twice)")
-            if k in base:
-                raise SpecError(
-                    f"grid.{k} conflicts with base.{k} = {base[k]!r}: a field is either fixed in base or varied "
-                    f"by the grid; remove one"
-                )
             grid_out[k] = vals
 
         settings_in = d.get("settings", [])
@@ -229,8 +225,6 @@ class SweepSpec:
             names[sname] = i
             settings.append({"name": sname, **s})
 
-        if "seed" in base and "seeds" in d:
-            raise SpecError("base.seed conflicts with seeds: give the seeds once, with the top-level `seeds` key")
         seeds = _seeds(d.get("seeds", [base.get("seed", 0)]))
         base.pop("seed", None)
 

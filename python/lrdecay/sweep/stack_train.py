@@ -26,6 +26,7 @@ import signal
 import threading
 import time
 import traceback
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -301,7 +302,9 @@ def _close_epoch(t, lr: float, spent: float) -> dict:
     record = {"epoch": t.epoch + 1, "step": t.step_count, "lr": lr}
     record.update(t._epoch_statistics())
     if t.scheduler is not None:
-        t.scheduler.step()
+        with warnings.catch_warnings():  # its optimizer never steps itself: the stacked one did
+            warnings.filterwarnings("ignore", message="Detected call of")
+            t.scheduler.step()
     t.epoch += 1
     t.batch = 0
     cfg = t.config
