@@ -192,6 +192,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return _run_experiments(names, args)
 
 
+def _cmd_regime(args: argparse.Namespace) -> int:
+    from lrdecay.experiments import regime
+
+    phases = (1, 2) if args.phase == "all" else (int(args.phase),)
+    sel = regime.run_search(args.out, workers=args.workers, phases=phases)
+    for name in ("quick", "full"):
+        pick = sel[name]
+        print(f"{name}: " + ("no setting meets the premise" if pick is None else
+                             f"{regime.setting_id(pick)} (min margin {pick['min_margin']:+.3f}, {pick['cost_s']:.0f} s/run)"))
+    print(f"table, map and selection in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     from lrdecay import __version__
@@ -242,6 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only these experiments (repeatable or comma-separated)")
     add_experiment_flags(rp, "report")
     rp.set_defaults(func=_cmd_reproduce)
+
+    rg = sub.add_parser(
+        "regime", help="the pre-registered regime search: where lrDecay beats both constant LRs (pilot seeds)",
+        description="Train every setting of the committed grid on pilot seeds, draw the regime map and pick the "
+        "reproduction's presets by the premise alone (lrdecay.experiments.regime.CRITERION). Resumable.",
+    )
+    rg.add_argument("--out", default="docs/regime", help="output folder (default: docs/regime)")
+    rg.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default: 2)")
+    rg.add_argument("--phase", choices=["1", "2", "all"], default="all", help="which phases to run (default: all)")
+    rg.set_defaults(func=_cmd_regime)
     return parser
 
 
