@@ -15,13 +15,13 @@ the reader looked; a damaged file raises ``ValueError`` naming it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
-import io
 import os
 import pickle
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -66,8 +66,9 @@ class ImageDataset:
     class_names : one name per class; ``n_classes == len(class_names)``.
     name, split : where it came from (``"cifar10"``, ``"train"``, ...).
     y_clean, flipped : int64 labels before noise and the bool mask ``y != y_clean``; None without noise.
-    mean, std : per-channel mean and standard deviation of ``x / 255`` over this set (exact, from pixel
-        histograms); the trainer normalizes every split with the *training* set's values.
+    mean, std : (properties) per-channel mean and standard deviation of ``x / 255`` over this set, exact
+        (from pixel histograms), computed on first use; the trainer normalizes every split with the
+        *training* set's values.
     default_augment : what ``augment="auto"`` means for this data, one of ``lrdecay.augment.AUGMENTS``:
         ``"crop+flip"`` for natural images, ``"none"`` for digits (a flip turns them into other shapes).
     files : for :func:`image_folder`, each image's path relative to the root; else None.
@@ -80,16 +81,22 @@ class ImageDataset:
     split: str
     y_clean: np.ndarray | None = None
     flipped: np.ndarray | None = None
-    mean: tuple[float, ...] = field(default=(), repr=False)
-    std: tuple[float, ...] = field(default=(), repr=False)
     default_augment: str = "crop+flip"
-    files: tuple[str, ...] | None = field(default=None, repr=False)
+    files: tuple[str, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if not self.mean or not self.std:
-            mean, std = channel_stats(self.x)
-            object.__setattr__(self, "mean", mean)
-            object.__setattr__(self, "std", std)
+    @functools.cached_property
+    def _stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return channel_stats(self.x)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of ``x / 255`` (computed once, on first use)."""
+        return self._stats[0]
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel (population) standard deviation of ``x / 255`` (computed once, on first use)."""
+        return self._stats[1]
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -120,10 +127,13 @@ class ImageDataset:
         """
         clean = self.y if self.y_clean is None else self.y_clean
         y_noisy, flipped = corrupt_labels(clean, self.n_classes, rate, mode=mode, exact=exact, matrix=matrix, seed=seed)
-        return dataclasses.replace(self, y=y_noisy, y_clean=clean, flipped=flipped)
+        out = dataclasses.replace(self, y=y_noisy, y_clean=clean, flipped=flipped)
+        if "_stats" in self.__dict__:  # same pixels, same statistics
+            out.__dict__["_stats"] = self._stats
+        return out
 
     def subset(self, indices) -> "ImageDataset":
-        """The images at ``indices`` (an integer array or a bool mask), in that order; stats recomputed."""
+        """The images at ``indices`` (an integer array or a bool mask), in that order."""
         idx = np.asarray(indices)
         if idx.dtype == np.bool_:
             if idx.shape != (len(self),):
@@ -138,7 +148,7 @@ class ImageDataset:
         take = lambda a: None if a is None else np.ascontiguousarray(a[idx])  # noqa: E731
         return dataclasses.replace(
             self, x=take(self.x), y=take(self.y), y_clean=take(self.y_clean), flipped=take(self.flipped),
-            mean=(), std=(), files=None if self.files is None else tuple(self.files[i] for i in idx),
+            files=None if self.files is None else tuple(self.files[i] for i in idx),
         )
 
     def balanced_subset(self, n: int, *, seed: int = 0) -> "ImageDataset":
@@ -323,19 +333,19 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 def _unpickle(path: str) -> Any:
     """Load one batch file with the arrays-only unpickler; damaged files raise ValueError naming them."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc}") from None
     try:
-        # latin1: the official files were written by Python 2, whose str holds the pixel bytes
-        obj = _ArraysOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
+        with f:
+            # latin1: the official files were written by Python 2, whose str holds the pixel bytes
+            obj = _ArraysOnlyUnpickler(f, encoding="latin1").load()
     except pickle.UnpicklingError as exc:
         if "refusing" in str(exc):
             raise ValueError(f"{path}: {exc}") from None
         raise ValueError(f"{path} is truncated or corrupt ({exc}); extract the archive again") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, MemoryError,
-            UnicodeDecodeError, ImportError) as exc:
+            UnicodeDecodeError, ImportError, OSError) as exc:
         raise ValueError(
             f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}); extract the archive again"
         ) from None
