@@ -198,6 +198,7 @@ def test_channels_last_and_bf16_autocast_on_cpu():
         (dict(data="cifar10"), ValueError, "needs data_dir"),
         (dict(data="digits", data_dir="/x"), ValueError, "data_dir is only used"),
         (dict(data_dir="/x"), ValueError, "data_dir is only used"),
+        (dict(data="digits", probe_groups=True), ValueError, "probe_groups needs the pattern groups"),
         (dict(augment="rotate"), ValueError, "augment must be one of"),
         (dict(crop_padding=-1), ValueError, "crop_padding"),
         (dict(train_subset=0), ValueError, "train_subset"),

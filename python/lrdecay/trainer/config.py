@@ -194,6 +194,9 @@ class TrainConfig:
                 raise ValueError(f"data must be None (the pattern preset) or one of {list(IMAGE_DATASETS)}, got {self.data!r}")
             if self.data != "digits" and self.data_dir is None:
                 raise ValueError(f"data={self.data!r} needs data_dir: the folder holding it (nothing is downloaded)")
+            if self.probe_groups:
+                raise ValueError(f"probe_groups needs the pattern groups of a synthetic preset; data={self.data!r} "
+                                 f"has none (set probe_groups=False)")
         if self.data_dir is not None:
             _str("data_dir", self.data_dir)
             if self.data in (None, "digits"):
