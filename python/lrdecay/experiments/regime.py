@@ -32,7 +32,7 @@ __all__ = [
     "FIXED",
     "STAGES",
     "PILOT_SEEDS",
-    "CONFIRM_SEED",
+    "CONFIRM_SEEDS",
     "CRITERION",
     "COST_LIMIT_S",
     "PREMISE_MARGIN",
@@ -67,11 +67,11 @@ FIXED: dict[str, Any] = {
 }
 
 #: Pilot seeds: phase 1 trains every setting on these; never used for a reported verdict.
-PILOT_SEEDS = (1000, 1001)
-#: Phase 2: the best candidates of phase 1 get this third pilot seed.
-CONFIRM_SEED = 1002
+PILOT_SEEDS = (1000,)
+#: Phase 2: the best candidates of phase 1 get these further pilot seeds.
+CONFIRM_SEEDS = (1001, 1002)
 #: How many phase-1 candidates phase 2 confirms, per preset (quick: within the cost limit; full: any).
-N_CONFIRM = 4
+N_CONFIRM = 8
 #: lrDecay must beat both constant LRs by this much (final test accuracy) on every pilot seed.
 PREMISE_MARGIN = 0.02
 #: Seconds per training epoch of 32,000 samples, MLP 3×width + BatchNorm, batch 128, one torch thread,
@@ -87,10 +87,10 @@ CRITERION = f"""\
 Premise on seed s: lrDecay's final test accuracy (test set of the preset, at the setting's last epoch)
 is at least {PREMISE_MARGIN} above the constant large LR's AND at least {PREMISE_MARGIN} above the constant
 small LR's, each at the same epoch. Margin on seed s = lrDecay − max(large, small).
-Phase 1: every grid setting on pilot seeds {list(PILOT_SEEDS)}.
-Phase 2: among settings whose premise holds on both phase-1 seeds, the {N_CONFIRM} with the largest minimum
-margin within the cost limit, and the {N_CONFIRM} with the largest minimum margin overall, are trained on
-pilot seed {CONFIRM_SEED}.
+Phase 1: every grid setting on pilot seed {list(PILOT_SEEDS)}.
+Phase 2: among settings whose premise holds on the phase-1 seed, the {N_CONFIRM} with the largest margin
+within the cost limit, and the {N_CONFIRM} with the largest margin overall, are trained on pilot seeds
+{list(CONFIRM_SEEDS)}.
 Quick preset = among settings whose premise holds on all three pilot seeds and whose estimated lrDecay
 training time (epochs × n_train/32000 × seconds per 32k-sample epoch at that width, measured once) is
 <= {COST_LIMIT_S:.0f} s, the largest minimum margin over the three seeds (ties within 0.001: the cheaper). Full preset (one GPU) = the same without the cost limit.
@@ -287,7 +287,7 @@ def _per_setting(outs: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
 
 
 def confirm_candidates(outs: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Phase 2's settings: premise on both phase-1 seeds; the best :data:`N_CONFIRM` within the cost
+    """Phase 2's settings: premise on the phase-1 seed(s); the best :data:`N_CONFIRM` within the cost
     limit and the best :data:`N_CONFIRM` overall, by minimum margin."""
     by = _per_setting([o for o in outs if o["seed"] in PILOT_SEEDS])
     ok = [s for s in by.values() if s["all_premise"] and sorted(s["seeds"]) == sorted(PILOT_SEEDS)]
@@ -303,7 +303,7 @@ def confirm_candidates(outs: Sequence[Mapping[str, Any]]) -> list[dict]:
 def select(outs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Apply :data:`CRITERION` to the phase 1 + 2 outcomes: ``{"quick": point or None, "full": ...,
     "ranking": [...]}``."""
-    seeds = sorted([*PILOT_SEEDS, CONFIRM_SEED])
+    seeds = sorted([*PILOT_SEEDS, *CONFIRM_SEEDS])
     by = _per_setting(outs)
     ok = [s for s in by.values() if s["all_premise"] and sorted(s["seeds"]) == seeds]
 
@@ -411,8 +411,8 @@ def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2)
     outs = outcomes(_read_rows(rows_path), points, PILOT_SEEDS)
     confirm = confirm_candidates(outs)
     if 2 in phases and confirm:
-        run_jobs(jobs(confirm, [CONFIRM_SEED]), rows_path, workers=workers, progress=progress)
-    all_outs = outcomes(_read_rows(rows_path), points, [*PILOT_SEEDS, CONFIRM_SEED])
+        run_jobs(jobs(confirm, list(CONFIRM_SEEDS)), rows_path, workers=workers, progress=progress)
+    all_outs = outcomes(_read_rows(rows_path), points, [*PILOT_SEEDS, *CONFIRM_SEEDS])
     sel = select(all_outs)
     sel["phase2_candidates"] = [setting_id(p) for p in confirm]
     write_table(all_outs, os.path.join(out_dir, "table.csv"))
