@@ -328,3 +328,28 @@ def test_cli_bad_spec_exits_2_before_any_run(tmp_path, capsys):
     assert exc.value.code == 2
     assert "unknown TrainConfig field(s) ['learning_rate']" in capsys.readouterr().err
     assert not (tmp_path / "sw").exists()
+
+
+def test_host_side_schedules_and_snapshots_stack_like_solo_runs(tmp_path):
+    # AutoDecay, ReduceLROnPlateau and accuracy milestones decide each member's LR on the host from its
+    # own epoch numbers; the stacked optimizer follows each member's decisions; snapshots as solo
+    cfgs = [
+        tiny(seed=0, epochs=6, schedule="auto", auto_window=3, auto_fraction=5.0, gamma=0.5, snapshot_epochs=[2, 5]),
+        tiny(seed=1, epochs=6, schedule="plateau", plateau_patience=0, plateau_threshold=0.05, gamma=0.5),
+        tiny(seed=2, epochs=6, schedule="train_acc", decay_train_acc=[0.35, 0.45], gamma=0.3),
+        tiny(seed=3, epochs=6, schedule="multistep", milestones=[2, 4], snapshot_epochs=[6]),
+    ]
+    res = run_sweep(cfgs, tmp_path / "sw", executor="stack", progress=False)
+    decayed = 0
+    for c in cfgs:
+        out = res[c]
+        assert json.load(open(os.path.join(out.out_dir, "result.json")))["stacked"] == len(cfgs)
+        solo = train(c)
+        assert strip(out.history) == strip(solo.history), c.schedule
+        decayed += len({r["lr"] for r in out.history}) > 1
+        snaps = out.snapshots()
+        assert sorted(snaps) == sorted(solo.snapshots) == sorted(c.snapshot_epochs)
+        for e in snaps:
+            for k, v in solo.snapshots[e].items():
+                assert torch.equal(snaps[e][k], v), (e, k)
+    assert decayed == len(cfgs)  # every schedule did decay: the host decisions were exercised

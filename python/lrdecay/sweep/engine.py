@@ -45,11 +45,11 @@ class RunOutcome:
         return self.history[-1] if self.history else {}
 
     def snapshots(self) -> dict[int, dict]:
-        """``{epoch: state_dict}`` of the model snapshots the config asked for (CPU tensors, read now)."""
-        import torch
+        """``{epoch: state_dict}`` of the model snapshots the config asked for (``snapshot_epochs``; CPU
+        tensors, read from the run's folder now)."""
+        from lrdecay.trainer.checkpoint import load_checkpoint
 
-        return {e: torch.load(snapshot_path(self.out_dir, e), map_location="cpu", weights_only=True)
-                for e in self.snapshot_epochs}
+        return {e: load_checkpoint(snapshot_path(self.out_dir, e))["model"] for e in self.snapshot_epochs}
 
 
 class SweepResult:

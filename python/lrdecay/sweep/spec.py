@@ -46,7 +46,7 @@ __all__ = ["SweepSpec", "Run", "SpecError", "load_spec", "run_id", "UNHASHED_FIE
 SPEC_KEYS = ("name", "seeds", "base", "grid", "settings")
 
 #: Fields that change how a run is watched or where it runs, not its numbers or its table rows.
-UNHASHED_FIELDS = frozenset({"progress", "plots", "checkpoint_every", "cuda_graph", "device"})
+UNHASHED_FIELDS = frozenset({"progress", "plots", "checkpoint_every", "cuda_graph", "device", "data_dir"})
 
 # TOML has no null: this string stands for None in fields that accept None.
 _NONE_WORDS = ("none", "null")

@@ -34,20 +34,13 @@ import torch.nn.functional as F
 
 from lrdecay.sweep.spec import Run
 from lrdecay.sweep.store import DONE, FAILED, SweepStore
-from lrdecay.sweep.tasks import (
-    INTERRUPTED,
-    Task,
-    _snapshot_callback,
-    _snapshot_epochs_saved,
-    _StopWatcher,
-    _summary_lists,
-    run_config,
-)
+from lrdecay.sweep.tasks import INTERRUPTED, Task, _StopWatcher, _summary_lists, run_config
+from lrdecay.trainer.steps import StepLoop, epoch_permutation
 
 __all__ = ["StackedEngine", "execute_stacked"]
 
 
-class StackedEngine:
+class StackedEngine(StepLoop):
     """Trains member trainers (same architecture, data shapes, batch size, epochs, position) stacked.
 
     Args:
@@ -77,8 +70,6 @@ class StackedEngine:
                 raise ValueError(f"member {i}: data shape differs from member 0's")
         self.device = first.device
         self.epochs = first.config.epochs
-        self.B, self.n_full, self.tail = first.batch_size, first.n_full, first.tail
-        self.steps_per_epoch = first.steps_per_epoch
         N = self.N = first.data.n
 
         # ---- data: one (K, N, ...) tensor; each member trainer's x becomes a view of it (no copy kept)
@@ -91,9 +82,6 @@ class StackedEngine:
 
         # ---- model and optimizer (each member starts from its trainer's model and optimizer state)
         self.model = StackedMLP.from_models([t.model for t in self.members]).to(self.device)
-        self._param_names = [n for n, _ in self.model.named_parameters()]
-        solo_names = [n for n, p in first.model.named_parameters() if p.requires_grad]
-        self._solo_of = dict(zip(self._param_names, self._solo_param_keys(solo_names)))
         cfgs = [t.config for t in self.members]
         self.optimizer = StackedSGD(
             list(self.model.parameters()), K,
@@ -110,28 +98,20 @@ class StackedEngine:
             for k, t in enumerate(self.members):
                 self.pred[k].copy_(t.pred_buf)
                 self.loss[k].copy_(t.loss_buf)
-        self.perm = torch.zeros((K, N), dtype=torch.int64, device=self.device)
-        self.batch_counter = torch.zeros(1, dtype=torch.int64, device=self.device)
-        self.use_graph = self.device.type == "cuda" and all(c.cuda_graph for c in cfgs)
-        self._full_step = self._tail_step = None
-        if self.use_graph:
-            from lrdecay.trainer.graphs import GraphedStep
-
-            pool = torch.cuda.graph_pool_handle()
-            self._full_step = GraphedStep(self._graph_full_step, pool=pool)
-            self._tail_step = GraphedStep(self._graph_tail_step, warmup=1, pool=pool)
+        # a graph bakes the host-set LRs in as of capture: members with a host-side schedule run eagerly
+        use_graph = (self.device.type == "cuda" and all(c.cuda_graph for c in cfgs)
+                     and not any(c.host_schedule for c in cfgs))
+        super().__init__(n=N, batch_size=first.batch_size, drop_last=first.config.drop_last, device=self.device,
+                         lead=(K,), use_graph=use_graph)
         self.epoch, self.batch = first.epoch, first.batch
         self.step_count = first.step_count
         self._stop = False
 
     # ------------------------------------------------------------------ setup helpers
-    @staticmethod
-    def _solo_param_keys(solo_names: list[str]) -> list[str]:
-        return solo_names
-
     def _member_schedule(self, t):
-        """A member's device schedule: the LR sequence its solo trainer follows, counted in steps."""
-        return t._fused_schedule()
+        """A member's device schedule: its config's one schedule definition, counted in steps (None for a
+        host-side schedule: its trainer's decider sets the member's LR at epoch ends)."""
+        return t.schedule.device(t.steps_per_epoch)
 
     def _load_optimizer_state(self) -> None:
         """Momentum buffers and the step count from the member trainers (a resumed run)."""
@@ -205,59 +185,41 @@ class StackedEngine:
             self.pred.view(-1).index_copy_(0, flat, out.reshape(K * b, -1).argmax(1))
             self.loss.view(-1).index_copy_(0, flat, losses.detach())
 
-    def _graph_full_step(self) -> None:
-        rows = self.perm[:, : self.n_full * self.B].view(self.K, self.n_full, self.B)
-        self._step(rows.index_select(1, self.batch_counter).view(self.K, self.B))
-        self.batch_counter.add_(1)
-
-    def _graph_tail_step(self) -> None:
-        self._step(self.perm[:, self.n_full * self.B :])
-
     def request_stop(self) -> None:
         """Stop at the next step boundary (Ctrl-C)."""
         self._stop = True
 
     def _run_steps(self) -> bool:
-        B, n_full = self.B, self.n_full
         if self.batch == 0:
             self.pred.fill_(-1)
             self.loss.zero_()
         for k, t in enumerate(self.members):
-            self.perm[k].copy_(t.epoch_permutation(self.epoch))
+            self.perm[k].copy_(epoch_permutation(t.config.seed, self.epoch, self.N, self.device))
         self.model.train()
-        if self.use_graph:
-            self.batch_counter.fill_(min(self.batch, n_full))
-        while self.batch < self.steps_per_epoch:
-            if self._stop:
-                return False
-            b = self.batch
-            if self.use_graph:
-                (self._full_step if b < n_full else self._tail_step)()
-            else:
-                self._step(self.perm[:, b * B : (b + 1) * B] if b < n_full else self.perm[:, n_full * B :])
-            self.batch += 1
-            self.step_count += 1
+        done = self.run(self.batch, lambda: self._stop)
+        self.step_count += done - self.batch
+        self.batch = done
         if self.use_graph:
             self.optimizer.sync_step_count()
-        return True
+        return done == self.steps_per_epoch
 
     # ------------------------------------------------------------------ epochs
     def run_epoch(self) -> bool:
         """Train one epoch of every member and close it in each member trainer; False if stopped."""
         t0 = time.perf_counter()
-        lrs = [t.current_lr() for t in self.members]
+        lrs = [t.current_lr() for t in self.members]  # read from each member trainer's (synced) optimizer
         if not self._run_steps():
             spent = time.perf_counter() - t0
             for t in self.members:
                 t._epoch_time_done += spent
             return False
-        spent = time.perf_counter() - t0
         for k, t in enumerate(self.members):
             t.pred_buf.copy_(self.pred[k])
             t.loss_buf.copy_(self.loss[k])
-            due = t.out_dir is not None and t.config.checkpoint_every and (self.epoch + 1) % t.config.checkpoint_every == 0
-            self._sync_member(k, optimizer=bool(due) or t.config.optimizer == "fused")
-            _close_epoch(t, lrs[k], spent)
+            self._sync_member(k, optimizer=True)
+            with warnings.catch_warnings():  # its torch scheduler steps an optimizer that never stepped itself
+                warnings.filterwarnings("ignore", message="Detected call of")
+                t.close_epoch(lrs[k], t0)
             self._apply_host_lr(k)
         self.epoch += 1
         self.batch = 0
@@ -297,35 +259,6 @@ class StackedEngine:
         return not stopped
 
 
-def _close_epoch(t, lr: float, spent: float) -> dict:
-    """What ``Trainer.run_epoch`` does after its steps, for a member trainer whose steps ran stacked."""
-    record = {"epoch": t.epoch + 1, "step": t.step_count, "lr": lr}
-    record.update(t._epoch_statistics())
-    if t.scheduler is not None:
-        with warnings.catch_warnings():  # its optimizer never steps itself: the stacked one did
-            warnings.filterwarnings("ignore", message="Detected call of")
-            t.scheduler.step()
-    t.epoch += 1
-    t.batch = 0
-    cfg = t.config
-    if t.epoch % cfg.eval_every == 0 or t.epoch == cfg.epochs:
-        if t.test_data:
-            record["test"] = t.evaluate()
-        if cfg.eval_train:
-            record["train_eval"] = t.evaluate_train()
-    record["time"] = t._epoch_time_done + spent
-    t._epoch_time_done = 0.0
-    record["elapsed"] = (t.history[-1]["elapsed"] if t.history else 0.0) + record["time"]
-    t.history.append(record)
-    for cb in t.callbacks:
-        cb(t, record)
-    if t._log is not None:
-        t._log.write(record)
-    if t.out_dir is not None and cfg.checkpoint_every and t.epoch % cfg.checkpoint_every == 0:
-        t.save_checkpoint()
-    return record
-
-
 # ---------------------------------------------------------------------------- the sweep's entry point
 def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any = None) -> list[dict]:
     """Run a stacked task: build each member's trainer (resuming from its checkpoint), group the members
@@ -345,9 +278,6 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
         callbacks = []
         if on_epoch is not None:
             callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
-        keep = _snapshot_callback(cfg, run_dir)
-        if keep is not None:
-            callbacks.append(keep)
         try:
             try:
                 t = Trainer(cfg, out_dir=run_dir, resume=ckpt if os.path.exists(ckpt) else None, callbacks=callbacks)
@@ -398,7 +328,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
                 "ledger_summary": _summary_lists(t.ledger),
                 "wall_time": time.perf_counter() - t0,
                 "resumed_from": t._resumed_from,
-                "snapshots": _snapshot_epochs_saved(store.run_dir(run.id)),
+                "snapshots": sorted(int(e) for e in t.snapshots),
                 "error": None,
                 "pid": os.getpid(),
                 "stacked": len(idx),

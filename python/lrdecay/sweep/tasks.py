@@ -26,28 +26,32 @@ __all__ = ["Task", "plan_tasks", "execute_task", "stack_key", "PER_MEMBER_FIELDS
 INTERRUPTED = "interrupted"
 
 #: Fields that may differ between the members of one stacked model: each member has its own data draw,
-#: init, order and label noise (seed, label_noise) and its own optimizer settings and schedule.
+#: init, order and label noise, its own optimizer settings and schedule (fixed or host-side), and its own
+#: trainer for everything after the steps (evaluation, ledger, snapshots, logs, checkpoints). Every other
+#: field (architecture, data shapes, batch size, epochs, device, ...) must be equal.
 PER_MEMBER_FIELDS = frozenset({
     "seed", "label_noise", "optimizer", "lr", "momentum", "dampening", "weight_decay", "nesterov",
-    "schedule", "milestones", "gamma", "step_size", "eta_min",
+    "schedule", "milestones", "gamma", "step_size", "eta_min", "max_decays", "auto_window", "auto_fraction",
+    "auto_min_stage", "plateau_patience", "plateau_threshold", "decay_train_acc",
+    "n_test", "probe_groups", "ledger", "eval_every", "eval_train", "snapshot_epochs", "checkpoint_every",
+    "plots", "progress",
 })
-# Fields that never stop runs from sharing a stacked model (they only change how a run is watched).
-_IGNORED = frozenset({"progress", "plots", "checkpoint_every"})
 
 #: Models the stacked engine can batch (others always train alone).
 STACKABLE_MODELS = ("mlp",)
 
 
 def stackable(config: TrainConfig) -> bool:
-    """Whether ``config`` can be a member of a stacked model."""
-    return config.model in STACKABLE_MODELS
+    """Whether ``config`` can be a member of a stacked model (an MLP on the pattern data, float32)."""
+    return (config.model in STACKABLE_MODELS and getattr(config, "data", None) is None
+            and not getattr(config, "amp", False))
 
 
 def stack_key(config: TrainConfig) -> str:
     """Runs with equal keys can train as members of one stacked model."""
     import json
 
-    d = {k: v for k, v in config.to_dict().items() if k not in PER_MEMBER_FIELDS and k not in _IGNORED}
+    d = {k: v for k, v in config.to_dict().items() if k not in PER_MEMBER_FIELDS}
     return json.dumps(d, sort_keys=True)
 
 
@@ -185,9 +189,6 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
     callbacks = []
     if on_epoch is not None:
         callbacks.append(lambda trainer, record: on_epoch(run.id, int(record["epoch"])))
-    keep = _snapshot_callback(cfg, run_dir)
-    if keep is not None:
-        callbacks.append(keep)
     trainer = None
     try:
         try:
@@ -211,7 +212,7 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
             "ledger_summary": _summary_lists(result.ledger),
             "wall_time": time.perf_counter() - t0,
             "resumed_from": resumed_from,
-            "snapshots": _snapshot_epochs_saved(run_dir),
+            "snapshots": sorted(int(e) for e in result.snapshots),
             "error": None,
             "pid": os.getpid(),
         }
@@ -231,56 +232,10 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
 
 
 # ---------------------------------------------------------------------------- snapshots
-def snapshot_epochs_of(config: TrainConfig) -> list[int]:
-    """Epochs at which the config asks for model snapshots (none when TrainConfig has no such field)."""
-    return sorted(int(e) for e in (getattr(config, "snapshot_epochs", None) or ()))
-
-
 def snapshot_path(run_dir: str, epoch: int) -> str:
-    """``runs/<id>/snapshots/epoch_<e>.pt``."""
-    return os.path.join(run_dir, "snapshots", f"epoch_{int(epoch)}.pt")
-
-
-def save_snapshot(run_dir: str, epoch: int, state_dict: dict) -> str:
-    """Write a CPU state dict atomically (loadable with ``torch.load(weights_only=True)``)."""
-    import io
-
-    import torch
-
-    from lrdecay._atomic import atomic_write
-
-    path = snapshot_path(run_dir, epoch)
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu().clone() for k, v in state_dict.items()}, buf)
-    with atomic_write(path) as f:
-        f.write(buf.getvalue())
-    return path
-
-
-def _snapshot_callback(cfg: TrainConfig, run_dir: str):
-    epochs = set(snapshot_epochs_of(cfg))
-    if not epochs:
-        return None
-
-    def keep(trainer, record):
-        if int(record["epoch"]) in epochs:
-            save_snapshot(run_dir, int(record["epoch"]), trainer.model.state_dict())
-
-    return keep
-
-
-def _snapshot_epochs_saved(run_dir: str) -> list[int]:
-    folder = os.path.join(run_dir, "snapshots")
-    if not os.path.isdir(folder):
-        return []
-    out = []
-    for name in os.listdir(folder):
-        if name.startswith("epoch_") and name.endswith(".pt"):
-            try:
-                out.append(int(name[6:-3]))
-            except ValueError:
-                pass
-    return sorted(out)
+    """Where the trainer keeps a run's model snapshot of ``epoch`` (``config.snapshot_epochs``):
+    ``runs/<id>/snapshots/epoch_NNNN.pt``, a checksummed checkpoint file holding ``{"epoch", "model"}``."""
+    return os.path.join(run_dir, "snapshots", f"epoch_{int(epoch):04d}.pt")
 
 
 # ---------------------------------------------------------------------------- stop requests
