@@ -27,17 +27,17 @@ def test_process_pool_table_equals_in_process_table(tmp_path):
 
 
 def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path):
-    cfgs = [c.replace(epochs=6, milestones=[3]) for c in fused_configs()]
+    cfgs = [c.replace(epochs=12, milestones=[6], n_train=1000, batch_size=50) for c in fused_configs()]
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
     killed = []
 
     def kill_a_worker_mid_run(event):
         # after its third epoch the run has a checkpoint of its second epoch at least
-        if event["event"] == "epoch" and event["epoch"] == 3 and not killed and event["pid"] != os.getpid():
+        if event["event"] == "epoch" and event["epoch"] >= 3 and not killed and event["pid"] != os.getpid():
             killed.append(event["pid"])
             os.kill(event["pid"], signal.SIGKILL)
 
-    res = run_sweep(cfgs, tmp_path / "cut", executor="process", workers=2, progress=False,
+    res = run_sweep(cfgs, tmp_path / "cut", executor="process", workers=2, progress=False, checkpoint_seconds=0,
                     on_event=kill_a_worker_mid_run)
     assert killed and res.complete
     assert any((o.resumed_from or 0) >= 2 for o in res)
@@ -53,7 +53,7 @@ from lrdecay.sweep import run_sweep
 if __name__ == "__main__":
     torch.set_num_threads(1)
     cfgs = [c.replace(epochs=8, milestones=[4], n_train=2000, batch_size=100) for c in fused_configs()]
-    run_sweep(cfgs, sys.argv[1], executor=sys.argv[2], workers=2, progress=False)
+    run_sweep(cfgs, sys.argv[1], executor=sys.argv[2], workers=2, progress=False, checkpoint_seconds=0)
 """
 
 

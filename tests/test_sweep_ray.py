@@ -37,17 +37,18 @@ def test_ray_table_equals_in_process_table(tmp_path, local_ray):
 
 
 def test_a_killed_ray_worker_is_retried_and_resumes(tmp_path, local_ray):
-    cfgs = [c.replace(epochs=6, milestones=[3], n_train=1000, batch_size=50) for c in fused_configs()]
+    # long enough (12 epochs) that a task is still running when the kill arrives
+    cfgs = [c.replace(epochs=12, milestones=[6], n_train=1000, batch_size=50) for c in fused_configs()]
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
     killed = []
 
     def kill_the_worker(event):
         # at its third epoch a run has checkpointed its second at least; SIGKILL its Ray worker
-        if event["event"] == "epoch" and event["epoch"] == 3 and not killed and event["pid"] != os.getpid():
+        if event["event"] == "epoch" and event["epoch"] >= 3 and not killed and event["pid"] != os.getpid():
             killed.append(event["pid"])
             os.kill(event["pid"], signal.SIGKILL)
 
-    res = run_sweep(cfgs, tmp_path / "cut", executor="ray", workers=2, progress=False, retries=2,
+    res = run_sweep(cfgs, tmp_path / "cut", executor="ray", workers=2, progress=False, retries=2, checkpoint_seconds=0,
                     on_event=kill_the_worker)
     assert killed, "no epoch event came from a Ray worker"
     assert res.complete

@@ -213,7 +213,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         result = run_sweep(
             args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
-            stack=not args.no_stack, max_members=args.max_members, checkpoint_every=args.checkpoint_every,
+            stack=not args.no_stack, max_members=args.max_members, checkpoint_seconds=args.checkpoint_seconds,
             retries=args.retries, extend=args.extend,
         )
     except KeyboardInterrupt as exc:
@@ -306,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", default=None, help="Ray cluster address (implies --executor ray)")
     sw.add_argument("--no-stack", action="store_true", help="train every run alone instead of stacking runs that share an architecture")
     sw.add_argument("--max-members", type=int, default=64, help="most runs in one stacked model (default 64)")
-    sw.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default 1)")
+    sw.add_argument("--checkpoint-seconds", type=float, default=30.0,
+                    help="a run checkpoints at an epoch end once this many seconds passed since its last one "
+                    "(0: every epoch; default 30)")
     sw.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
     sw.add_argument("--extend", action="store_true", help="add this spec's runs to a folder holding another sweep")
     sw.set_defaults(func=_cmd_sweep)

@@ -21,7 +21,7 @@ Python API (what ``lrdecay sweep`` and the experiments use)::
     result.failed                         # runs that raised, each with .error (the traceback)
 
 ``run_sweep(runs, out_dir, *, executor="auto"|"stack"|"process"|"ray", workers=None, address=None,
-stack=True, max_members=64, checkpoint_every=1, retries=2, progress=True, extend=False) -> SweepResult``.
+stack=True, max_members=64, checkpoint_seconds=30, retries=2, progress=True, extend=False) -> SweepResult``.
 
 Executors (:mod:`lrdecay.sweep.executors`): ``stack`` trains in this process; ``process`` in a local pool
 (one torch thread per worker on the CPU, one worker per GPU on a multi-GPU machine); ``ray`` as Ray tasks,

@@ -213,7 +213,7 @@ def run_sweep(
     address: str | None = None,
     stack: bool = True,
     max_members: int = 64,
-    checkpoint_every: int = 1,
+    checkpoint_seconds: float = 30.0,
     retries: int = 2,
     progress: bool = True,
     extend: bool = False,
@@ -234,7 +234,9 @@ def run_sweep(
         address: a Ray cluster address (implies ``executor="ray"`` under ``auto``).
         stack: train runs that share an architecture as members of one stacked model.
         max_members: most members in one stacked model.
-        checkpoint_every: epochs between each run's checkpoints (the resume granularity after a kill).
+        checkpoint_seconds: a run writes a checkpoint at an epoch end once this many seconds have passed
+            since its last one (0: every epoch), and always when it stops or ends; a killed sweep loses at
+            most about this much work per running run.
         retries: times a task whose worker died is run again (resuming from its checkpoints).
         progress: one bar over runs × epochs with an ETA.
         extend: allow ``out_dir`` to hold another sweep, adding these runs to it.
@@ -249,10 +251,12 @@ def run_sweep(
     t0 = time.perf_counter()
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
-    for name, value, lo in (("max_members", max_members, 1), ("checkpoint_every", checkpoint_every, 0),
-                            ("retries", retries, 0)):
+    for name, value, lo in (("max_members", max_members, 1), ("retries", retries, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+    if isinstance(checkpoint_seconds, bool) or not isinstance(checkpoint_seconds, (int, float)) \
+            or not checkpoint_seconds >= 0 or checkpoint_seconds == float("inf"):
+        raise ValueError(f"checkpoint_seconds must be a finite number >= 0, got {checkpoint_seconds!r}")
     spec = _as_spec(runs)
     store = SweepStore(out_dir)
     all_runs = store.check(spec, extend=extend)
@@ -269,7 +273,7 @@ def run_sweep(
                        for r in all_runs}
         bar = _Progress(all_runs, done_epochs, name=spec.name, enabled=progress, on_event=on_event)
         tasks = plan_tasks(todo, store.out_dir, stack=stack, parallel=ex.parallel, max_members=max_members,
-                           checkpoint_every=checkpoint_every)
+                           checkpoint_seconds=float(checkpoint_seconds))
 
         def on_result(task, results) -> None:
             for res in results:

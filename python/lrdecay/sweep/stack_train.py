@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from lrdecay.sweep.spec import Run
 from lrdecay.sweep.store import DONE, FAILED, SweepStore
-from lrdecay.sweep.tasks import INTERRUPTED, Task, _StopWatcher, _summary_lists, run_config
+from lrdecay.sweep.tasks import INTERRUPTED, Task, _StopWatcher, _summary_lists, run_callbacks, run_config
 from lrdecay.trainer.steps import StepLoop, epoch_permutation
 
 __all__ = ["StackedEngine", "execute_stacked"]
@@ -271,19 +271,23 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
     trainers: list[Any] = []
     results: dict[str, dict] = {}
     runs: list[Run] = []
+    data: dict[tuple, tuple] = {}  # members with equal data (same seed, other schedule) share one build
     for run in task.runs:
         cfg = run_config(run, task)
         run_dir = store.run_dir(run.id)
         ckpt = store.checkpoint_path(run.id)
-        callbacks = []
-        if on_epoch is not None:
-            callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
+        callbacks = run_callbacks(run, task, on_epoch)
         try:
+            key = Trainer.data_key(cfg)
+            if key not in data:
+                data[key] = Trainer._build_datasets(cfg)
+            train_ds, tests = data[key]
+            kw = dict(dataset=train_ds, test_sets=tests, out_dir=run_dir, callbacks=callbacks)
             try:
-                t = Trainer(cfg, out_dir=run_dir, resume=ckpt if os.path.exists(ckpt) else None, callbacks=callbacks)
+                t = Trainer(cfg, resume=ckpt if os.path.exists(ckpt) else None, **kw)
             except CheckpointError:
                 os.replace(ckpt, ckpt + ".unreadable")
-                t = Trainer(cfg, out_dir=run_dir, callbacks=callbacks)
+                t = Trainer(cfg, **kw)
         except Exception:
             results[run.id] = _failed(run, [], traceback.format_exc(), t0)
             store.write_result(run.id, results[run.id])

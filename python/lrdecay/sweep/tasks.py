@@ -61,7 +61,7 @@ class Task:
 
     runs: list[Run]
     out_dir: str
-    checkpoint_every: int = 1
+    checkpoint_seconds: float = 30.0
     device: str | None = None  # the GPU an executor pinned this worker to (replaces device "auto"/"cuda")
     stacked: bool = False
     index: int = 0
@@ -82,7 +82,7 @@ def plan_tasks(
     stack: bool,
     parallel: int = 1,
     max_members: int = 64,
-    checkpoint_every: int = 1,
+    checkpoint_seconds: float = 30.0,
 ) -> list[Task]:
     """Split runs into tasks. With ``stack``, runs sharing a :func:`stack_key` form stacked groups of at
     most ``max_members``, and a group is split further so that ``parallel`` workers all get work; other
@@ -99,9 +99,9 @@ def plan_tasks(
             share = max(1, round(parallel * len(members) / max(1, len(runs)))) if n_groups > 1 else parallel
             n_chunks = max(math.ceil(len(members) / max_members), min(share, len(members)))
             for chunk in _split(members, n_chunks):
-                tasks.append(Task(list(chunk), out_dir, checkpoint_every, stacked=len(chunk) > 1))
+                tasks.append(Task(list(chunk), out_dir, checkpoint_seconds, stacked=len(chunk) > 1))
     else:
-        tasks = [Task([r], out_dir, checkpoint_every) for r in runs]
+        tasks = [Task([r], out_dir, checkpoint_seconds) for r in runs]
     tasks.sort(key=lambda t: -t.epochs * max(1, t.runs[0].config.n_train))
     for i, t in enumerate(tasks):
         t.index = i
@@ -124,12 +124,10 @@ EpochHook = Callable[[str, int], None]
 
 
 def run_config(run: Run, task: Task) -> TrainConfig:
-    """The config a run trains with inside a sweep: its own, with no per-run plots or progress bars,
-    checkpoints every ``task.checkpoint_every`` epochs, and the executor's device if it pins one."""
+    """The config a run trains with inside a sweep: its own, with no per-run plots or progress bars, its
+    checkpoints left to the sweep (:class:`Checkpointer`), and the executor's device if it pins one."""
     cfg = run.config
-    changes: dict[str, Any] = {"progress": False, "plots": False}
-    if task.checkpoint_every and (cfg.checkpoint_every == 0 or cfg.checkpoint_every > task.checkpoint_every):
-        changes["checkpoint_every"] = task.checkpoint_every
+    changes: dict[str, Any] = {"progress": False, "plots": False, "checkpoint_every": 0}
     if task.device is not None and cfg.device in ("auto", "cuda"):
         changes["device"] = task.device
     return cfg.replace(**changes)
@@ -186,9 +184,7 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
     run_dir = store.run_dir(run.id)
     ckpt = store.checkpoint_path(run.id)
     resume = ckpt if os.path.exists(ckpt) else None
-    callbacks = []
-    if on_epoch is not None:
-        callbacks.append(lambda trainer, record: on_epoch(run.id, int(record["epoch"])))
+    callbacks = run_callbacks(run, task, on_epoch)
     trainer = None
     try:
         try:
@@ -229,6 +225,30 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
         }
     store.write_result(run.id, res)
     return res
+
+
+class Checkpointer:
+    """An epoch-end callback: a checkpoint once ``seconds`` have passed since the run's last one (0: every
+    epoch). The trainer itself writes one when it stops or ends."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.last = time.monotonic()
+
+    def __call__(self, trainer, record) -> None:
+        if trainer.out_dir is None or trainer.epoch >= trainer.config.epochs:
+            return
+        if time.monotonic() - self.last >= self.seconds:
+            trainer.save_checkpoint()
+            self.last = time.monotonic()
+
+
+def run_callbacks(run: Run, task: Task, on_epoch: EpochHook | None) -> list:
+    """The epoch-end callbacks of a run in a sweep: the sweep's checkpoints, then the progress report."""
+    callbacks: list = [Checkpointer(task.checkpoint_seconds)]
+    if on_epoch is not None:
+        callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
+    return callbacks
 
 
 # ---------------------------------------------------------------------------- snapshots

@@ -216,6 +216,15 @@ class Trainer:
             self._log = JsonlWriter(self.files["log"], self.history)
 
     # ================================================================== construction helpers
+    #: The config fields :meth:`_build_datasets` reads: runs equal in these train on the same data.
+    DATA_FIELDS = ("data", "data_dir", "image_size", "train_subset", "preset", "n_train", "n_test", "label_noise",
+                   "probe_groups", "seed")
+
+    @staticmethod
+    def data_key(cfg: TrainConfig) -> tuple:
+        """Equal for configs whose :meth:`_build_datasets` builds the same data (one build can serve both)."""
+        return tuple(repr(getattr(cfg, f)) for f in Trainer.DATA_FIELDS)
+
     @staticmethod
     def _build_datasets(cfg: TrainConfig):
         if cfg.data is not None:
