@@ -279,15 +279,15 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
         callbacks = run_callbacks(run, task, on_epoch)
         try:
             key = Trainer.data_key(cfg)
-            if key not in data:
-                data[key] = Trainer._build_datasets(cfg)
-            train_ds, tests = data[key]
+            # the first member of a data key builds it; later ones take its device data as it is
+            train_ds, tests = data[key] if key in data else Trainer._build_datasets(cfg)
             kw = dict(dataset=train_ds, test_sets=tests, out_dir=run_dir, callbacks=callbacks)
             try:
                 t = Trainer(cfg, resume=ckpt if os.path.exists(ckpt) else None, **kw)
             except CheckpointError:
                 os.replace(ckpt, ckpt + ".unreadable")
                 t = Trainer(cfg, **kw)
+            data.setdefault(key, (t.data, dict(t.test_data)))
         except Exception:
             results[run.id] = _failed(run, [], traceback.format_exc(), t0)
             store.write_result(run.id, results[run.id])
