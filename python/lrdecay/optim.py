@@ -856,27 +856,40 @@ class StackedSGD(Optimizer):
             self._refresh_group()
         return loss
 
+    def _native_addresses(self) -> list[tuple]:
+        """Per member: the addresses of its runs in the flat buffers and their lengths (the buffers are
+        never reallocated, so computed once)."""
+        if getattr(self, "_addresses", None) is None:
+            esz = self.flat_p.element_size()
+            bp, bg = self.flat_p.data_ptr(), self.flat_g.data_ptr()
+            bm = self.flat_m.data_ptr() if self.flat_m is not None else None
+            out = []
+            for m in range(self.members):
+                runs = self._member_runs(m)
+                out.append(([bp + a * esz for a, _ in runs], [bg + a * esz for a, _ in runs],
+                            None if bm is None else [bm + a * esz for a, _ in runs], [n for _, n in runs]))
+            self._addresses = out
+        return self._addresses
+
     def _step_host_side(self, first: bool) -> None:
         h = self._hyper
         native = self.flat_p.device.type == "cpu" and self.flat_p.dtype == torch.float32
         if native:
             from lrdecay import _native
 
-            esz = self.flat_p.element_size()
-            bp, bg = self.flat_p.data_ptr(), self.flat_g.data_ptr()
-            bm = self.flat_m.data_ptr() if self.flat_m is not None else None
+            addresses = self._native_addresses()
         for m in range(self.members):
             lr = self.lr_of(m)
             mu, damp, wd, nest = h["momentum"][m], h["dampening"][m], h["weight_decay"][m], self.nesterov[m]
-            runs = self._member_runs(m)
             if native:
+                ps, gs, ms, ns = addresses[m]
                 _native.sgd_step_f32_ptrs(
-                    [bp + a * esz for a, _ in runs], [bg + a * esz for a, _ in runs],
-                    [bm + a * esz for a, _ in runs] if mu != 0 else None, [n for _, n in runs],
+                    ps, gs, ms if mu != 0 else None, ns,
                     lr=float(lr), momentum=float(mu), dampening=float(damp), weight_decay=float(wd),
                     nesterov=bool(nest), maximize=False, first_step=first,
                 )
                 continue
+            runs = self._member_runs(m)
             # Other dtypes / devices: torch.optim.SGD's single-tensor arithmetic on each run of the member.
             for a, n in runs:
                 p, g = self.flat_p[a : a + n], self.flat_g[a : a + n]
