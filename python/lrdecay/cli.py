@@ -227,6 +227,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return min(result.n_failed, 125)
 
 
+def _cmd_sweep_plot(args: argparse.Namespace) -> int:
+    from lrdecay.sweep import load_sweep
+    from lrdecay.sweep.plots import regime_map, run_curves
+
+    if (args.map is None) == (args.curves is None):
+        raise ValueError("give exactly one of --map X Y (a regime map) or --curves METRIC (per-epoch curves)")
+    result = load_sweep(args.dir)
+    epoch = "last" if args.epoch == "last" else int(args.epoch)
+    if args.map is not None:
+        x, y = args.map
+        safe = args.metric.replace("/", "_")
+        out = args.out or os.path.join(args.dir, "plots", f"map_{safe}_{x}_{y}" + ("_diff" if args.diff else "") + ".png")
+        path = regime_map(result, x, y, args.metric, out, by=None if args.by == "none" else args.by,
+                          diff=args.diff, epoch=epoch)
+    else:
+        out = args.out or os.path.join(args.dir, "plots", f"curves_{args.curves.replace('/', '_')}.png")
+        by = [c for c in args.by.split(",") if c] if args.by != "none" else ["run_id"]
+        path = run_curves(result, args.curves, out, by=by)
+    print(path)
+    return 0
+
+
 def _cmd_regime(args: argparse.Namespace) -> int:
     from lrdecay.experiments import regime
 
@@ -312,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
     sw.add_argument("--extend", action="store_true", help="add this spec's runs to a folder holding another sweep")
     sw.set_defaults(func=_cmd_sweep)
+
+    sp = sub.add_parser("sweep-plot", help="plots from a sweep's table: a regime map over two axes, or per-epoch curves",
+                        description="--map X Y --metric M: the metric (each run's last value, or --epoch N), "
+                        "mean over seeds, as a heatmap over two axes, one panel per --by value (or --diff A B: "
+                        "the difference of two of them). --curves M: the metric per epoch, mean ± std over "
+                        "seeds, one line per --by group (comma-separated columns).")
+    sp.add_argument("dir", help="sweep folder")
+    sp.add_argument("--map", nargs=2, metavar=("X", "Y"), help="two axes (config fields, e.g. lr label_noise)")
+    sp.add_argument("--metric", default="test.test.acc", help="table column for --map (default: test.test.acc)")
+    sp.add_argument("--curves", metavar="METRIC", help="per-epoch curves of this table column")
+    sp.add_argument("--by", default="setting", help="panel / line grouping column(s) (default: setting; none)")
+    sp.add_argument("--diff", nargs=2, metavar=("A", "B"), help="with --map: one panel of A - B (two --by values)")
+    sp.add_argument("--epoch", default="last", help="with --map: the epoch read (default: each run's last value)")
+    sp.add_argument("--out", default=None, help="PNG path (default: DIR/plots/...)")
+    sp.set_defaults(func=_cmd_sweep_plot)
 
     rg = sub.add_parser(
         "regime", help="the pre-registered regime search: where lrDecay beats both constant LRs (pilot seeds)",
