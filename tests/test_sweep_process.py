@@ -47,23 +47,40 @@ def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path):
 SCRIPT = r"""
 import sys, torch
 sys.path.insert(0, {tests!r})
-from test_sweep import fused_configs
+from test_sweep_process import killed_sweep_configs
 from lrdecay.sweep import run_sweep
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    cfgs = [c.replace(epochs=8, milestones=[4], n_train=2000, batch_size=100) for c in fused_configs()]
-    run_sweep(cfgs, sys.argv[1], executor=sys.argv[2], workers=2, progress=False, checkpoint_seconds=0)
+    run_sweep(killed_sweep_configs(), sys.argv[1], executor=sys.argv[2], workers=2, progress=False,
+              checkpoint_seconds=0)
 """
 
 
+def killed_sweep_configs():
+    return [c.replace(epochs=8, milestones=[4], n_train=2000, batch_size=100) for c in fused_configs()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference table, trained in this process (one torch thread, like the subprocess)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("full")
+        run_sweep(killed_sweep_configs(), out, executor="stack", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return table(out / "table.csv")
+
+
 @pytest.mark.parametrize("executor", ["stack", "process"])
-def test_sweep_killed_with_sigkill_then_rerun_equals_uninterrupted(tmp_path, executor):
+def test_sweep_killed_with_sigkill_then_rerun_equals_uninterrupted(tmp_path, executor, uninterrupted):
     script = tmp_path / "sweep.py"
     script.write_text(SCRIPT.format(tests=os.path.dirname(__file__)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, str(script), str(tmp_path / "full"), "stack"], check=True, env=env,
-                   timeout=600)
     # the same sweep, killed (SIGKILL: no chance to clean up) once some checkpoints exist
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "cut"), executor], env=env,
                             start_new_session=True)
@@ -92,4 +109,4 @@ def test_sweep_killed_with_sigkill_then_rerun_equals_uninterrupted(tmp_path, exe
     res = load_sweep(tmp_path / "cut")
     assert res.complete
     assert any((o.resumed_from or 0) > 0 for o in res)
-    assert table(tmp_path / "cut" / "table.csv") == table(tmp_path / "full" / "table.csv")
+    assert table(tmp_path / "cut" / "table.csv") == uninterrupted

@@ -214,7 +214,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         result = run_sweep(
             args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
             stack=not args.no_stack, max_members=args.max_members, checkpoint_seconds=args.checkpoint_seconds,
-            retries=args.retries, extend=args.extend,
+            retries=args.retries, extend=args.extend, cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
         )
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
@@ -333,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(0: every epoch; default 30)")
     sw.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
     sw.add_argument("--extend", action="store_true", help="add this spec's runs to a folder holding another sweep")
+    sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs each task asks for (default 1)")
+    sw.add_argument("--gpus-per-task", type=float, default=None,
+                    help="Ray: GPUs each task asks for, fractional allowed (default: 1 for CUDA runs, else 0)")
     sw.set_defaults(func=_cmd_sweep)
 
     sp = sub.add_parser("sweep-plot", help="plots from a sweep's table: a regime map over two axes, or per-epoch curves",

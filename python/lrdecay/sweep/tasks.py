@@ -1,7 +1,7 @@
 """Units of work: planning runs into tasks, and running one task wherever an executor puts it.
 
 A task is one run, or a group of runs that train stacked as one model (same architecture, data shapes,
-batch size, epochs and evaluation: :func:`stack_key`). :func:`execute_task` runs a task in the current
+batch size, epochs and device: :func:`stack_key`). :func:`execute_task` runs a task in the current
 process, writes each run's files into its folder (resuming from its checkpoint when there is one) and
 returns one result dict per run; executors only decide where it runs.
 """
@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from lrdecay.sweep.spec import Run
@@ -43,8 +43,7 @@ STACKABLE_MODELS = ("mlp",)
 
 def stackable(config: TrainConfig) -> bool:
     """Whether ``config`` can be a member of a stacked model (an MLP on the pattern data, float32)."""
-    return (config.model in STACKABLE_MODELS and getattr(config, "data", None) is None
-            and not getattr(config, "amp", False))
+    return config.model in STACKABLE_MODELS and config.data is None and not config.amp
 
 
 def stack_key(config: TrainConfig) -> str:
@@ -68,11 +67,8 @@ class Task:
 
     @property
     def epochs(self) -> int:
+        """Epochs of all its runs (the progress it brings)."""
         return sum(r.config.epochs for r in self.runs)
-
-    def describe(self) -> str:
-        ids = ", ".join(r.id for r in self.runs[:3]) + (", ..." if len(self.runs) > 3 else "")
-        return f"{'stacked ' if self.stacked else ''}task {self.index} ({len(self.runs)} run(s): {ids})"
 
 
 def plan_tasks(
