@@ -2,7 +2,8 @@
 
 The workload: the ``quick`` preset's lrDecay / large / small runs (3 schedules × 3 seeds; ps10, 32k
 samples with 20% label noise, test set + 3 probe sets, MLP 3×64 + BatchNorm, batch 128, SGD momentum +
-weight decay, ledger on), 2 epochs each, on the CPU with one torch thread per process (the preset's
+weight decay, ledger, eval-mode training-set pass and snapshots on, as the experiments train them), 2
+epochs each, on the CPU with one torch thread per process (the preset's
 setting). The baseline is what a user would otherwise do: ``lrdecay.train(cfg)`` for each config in turn.
 The candidates are :func:`lrdecay.sweep.run_sweep` with each executor (``stack``: the 9 runs as one
 stacked model in this process; ``process``: two worker processes, each a stacked model of 4-5 members;
@@ -26,22 +27,18 @@ import torch
 
 from lrdecay.trainer import train
 
-FULL = dict(n_train=32_000, n_test=2_000, epochs=2, rounds=3)
+FULL = dict(n_train=32_000, n_test=5_000, epochs=2, rounds=3)
 QUICK = dict(n_train=600, n_test=200, epochs=1, rounds=1)
 
 
 def shared_runs(size: dict) -> list:
-    """The reproduction's shared runs (experiments.base): lrDecay, large and small LR, 3 seeds each."""
-    from lrdecay.experiments.base import BASE_PRESETS
-    from lrdecay.experiments.common import base_config
+    """The reproduction's shared runs (``experiments.base.base_runs``: lrDecay, large and small LR, with
+    the eval-mode training-set pass and snapshots the experiments read), the quick preset's 3 seeds."""
+    from lrdecay.experiments.base import BASE_PRESETS, base_runs
 
-    s = dict(BASE_PRESETS["quick"], n_train=size["n_train"], n_test=size["n_test"], epochs=size["epochs"])
-    runs = []
-    for seed in range(3):
-        runs.append(base_config(s, seed=seed, device="cpu", schedule="multistep"))
-        runs.append(base_config(s, seed=seed, device="cpu", schedule="constant"))
-        runs.append(base_config(s, seed=seed, device="cpu", schedule="constant", lr=s["lr_small"]))
-    return runs
+    s = dict(BASE_PRESETS["quick"], n_train=size["n_train"], n_test=size["n_test"], epochs=size["epochs"],
+             device="cpu")
+    return [cfg for seed in s["seeds"] for cfg in base_runs(s, seed).values()]
 
 
 CANDIDATES = {
