@@ -27,7 +27,7 @@ import torch
 
 from lrdecay.trainer import train
 
-FULL = dict(n_train=32_000, n_test=5_000, epochs=2, rounds=3)
+FULL = dict(n_train=32_000, n_test=5_000, epochs=2, rounds=2)
 QUICK = dict(n_train=600, n_test=200, epochs=1, rounds=1)
 
 
