@@ -176,7 +176,7 @@ def _run_experiments(names, args) -> int:
           file=sys.stderr, flush=True)
     try:
         results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
-                                      workers=args.workers)
+                                      workers=args.workers, executor=args.executor)
     except KeyboardInterrupt:
         print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command resumes",
               file=sys.stderr)
@@ -188,9 +188,11 @@ def _run_experiments(names, args) -> int:
         "preset": preset,
         "seeds": seeds if seeds is not None else "preset default",
         "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")
-        + (f" --workers {args.workers}" if args.workers != 1 else "") + f" --out {args.out}",
+        + (f" --workers {args.workers}" if args.workers != 1 else "")
+        + (f" --executor {args.executor}" if args.executor != "auto" else "") + f" --out {args.out}",
         "wall_time": time.perf_counter() - t0,
         "workers": args.workers,
+        "executor": args.executor,
         "threads": min((t for t in threads if t), default=None),
         "notes": list(experiments.PRESET_NOTES.get(preset, [])),
     }
@@ -327,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
                        help="training processes, one torch thread each on CPU (default: 2 on a multi-core "
                             "machine); use 1 on a GPU")
+        p.add_argument("--executor", choices=["auto", "stack", "process", "ray"], default="auto",
+                       help="how the runs train (lrdecay.sweep): auto, stack (this process, runs sharing an "
+                            "architecture as one stacked model), process (a local pool), ray (default: auto)")
 
     ru = sub.add_parser("run", help="run one experiment of the paper (results.json, report.md, PNGs)",
                         description="Run one experiment of the paper and write its report section, results.json "

@@ -46,7 +46,8 @@ def run_all(
     seeds: Sequence[int] | int | None = None,
     out_dir: str | None = None,
     device: str | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
+    executor: str = "auto",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
 ) -> dict[str, dict]:
@@ -54,7 +55,7 @@ def run_all(
     from lrdecay.experiments.runner import run_experiments
 
     return run_experiments([get(n) for n in names], preset, seeds=seeds, out_dir=out_dir, device=device,
-                           workers=workers, overrides=overrides, progress=progress)
+                           workers=workers, executor=executor, overrides=overrides, progress=progress)
 
 
 def run(name: str, preset: str = "quick", *, overrides: Mapping[str, Any] | None = None, **kwargs) -> dict:
