@@ -24,7 +24,20 @@ import numpy as np
 from lrdecay import _native
 from lrdecay.noise import _check_int, _check_real
 
+# Real images (CIFAR-10/100, image folders, scikit-learn's digits) are read in lrdecay.images and
+# re-exported here: lrdecay.data is where every dataset comes from.
+from lrdecay.images import (  # noqa: F401
+    DatasetNotFoundError,
+    ImageDataset,
+    cifar10,
+    cifar100,
+    digits,
+    image_folder,
+    load_images,
+)
+
 __all__ = ["pattern_dataset", "PatternDataset", "PRESETS", "MAX_N"]
+__all__ += ["cifar10", "cifar100", "image_folder", "digits", "load_images", "ImageDataset", "DatasetNotFoundError"]
 
 MAX_N = 2**31 - 1
 _MAX_SEED = 2**64 - 1

@@ -13,6 +13,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from lrdecay.experiments import base
+from lrdecay.trainer import decays_in
 from lrdecay.experiments.common import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
@@ -42,10 +43,10 @@ CLAIM_TEXT = (
     "of fixed milestones in fewer epochs, without hurting the final accuracy."
 )
 
-_AUTO = {"auto_window": 3, "auto_threshold": 0.01, "auto_min_stage": 3, "plateau_patience": 3,
+_AUTO = {"auto_window": 5, "auto_fraction": 0.1, "auto_min_stage": 5, "plateau_patience": 3,
          "plateau_threshold": 0.01, "target_tol": 0.005}
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {**base.BASE_PRESETS["tiny"], **_AUTO, "auto_window": 2, "auto_min_stage": 2, "plateau_patience": 1},
+    "tiny": {**base.BASE_PRESETS["tiny"], **_AUTO, "auto_window": 3, "auto_min_stage": 2, "plateau_patience": 1},
     "quick": {**base.BASE_PRESETS["quick"], **_AUTO},
     "full": {**base.BASE_PRESETS["full"], **_AUTO},
 }
@@ -86,48 +87,13 @@ def setup_text(settings: Mapping[str, Any]) -> str:
     """The setup paragraph of the report section for these settings."""
     s = settings
     return base.describe(s) + (
-        f" AutoDecay: window {s['auto_window']} epochs, threshold {s['auto_threshold']} (relative loss "
-        f"decrease per epoch from a least-squares line), at least {s['auto_min_stage']} epochs per stage, "
+        f" AutoDecay: window {s['auto_window']} epochs, fraction {s['auto_fraction']} (see "
+        f"lrdecay.schedules.AutoDecay), at least {s['auto_min_stage']} epochs per stage, "
         f"at most {len(s['milestones'])} decays of ×{s['gamma']}. ReduceLROnPlateau: on the train loss, "
         f"patience {s['plateau_patience']}, relative threshold {s['plateau_threshold']}, factor {s['gamma']}, "
         f"min LR {s['lr']} × {s['gamma']}^{len(s['milestones'])}. Both use torch.optim.SGD (LR set on the host); "
         f"the fixed run uses FusedSGD (same update, tested equal). Target tolerance {s['target_tol']}."
     )
-
-
-def _auto_callback(settings: Mapping[str, Any], holder: dict):
-    from lrdecay.schedules import AutoDecay
-
-    def cb(trainer, record):
-        if "auto" not in holder:
-            holder["auto"] = AutoDecay(
-                trainer.optimizer, gamma=settings["gamma"], window=settings["auto_window"],
-                threshold=settings["auto_threshold"], min_stage=settings["auto_min_stage"],
-                max_decays=len(settings["milestones"]),
-            )
-        holder["auto"].step(record["train_loss"])
-        record["decays"] = list(holder["auto"].decay_epochs)
-
-    return cb
-
-
-def _plateau_callback(settings: Mapping[str, Any], holder: dict):
-    import torch
-
-    def cb(trainer, record):
-        if "sched" not in holder:
-            holder["sched"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                trainer.optimizer, mode="min", factor=settings["gamma"], patience=settings["plateau_patience"],
-                threshold=settings["plateau_threshold"], threshold_mode="rel",
-                min_lr=settings["lr"] * settings["gamma"] ** len(settings["milestones"]) * 0.999,
-            )
-        before = trainer.optimizer.param_groups[0]["lr"]
-        holder["sched"].step(record["train_loss"])
-        if trainer.optimizer.param_groups[0]["lr"] < before:
-            holder.setdefault("decays", []).append(record["epoch"])
-        record["decays"] = list(holder.get("decays", []))
-
-    return cb
 
 
 def run(
@@ -149,11 +115,11 @@ def run(
     with torch_threads(settings.get("threads")):
         for seed in seeds:
             outs = {"fixed": base.schedule_run(settings, "lrDecay", seed, cache=cache, device=device)}
-            for arm, make_cb in (("auto", _auto_callback), ("plateau", _plateau_callback)):
-                cfg = base_config(settings, seed=seed, device=device, schedule="constant", optimizer="torch")
-                extra = {k: v for k, v in settings.items() if k.startswith(arm) or k == "gamma"}
-                outs[arm] = train_run(cfg, cache=cache, callbacks=[make_cb(settings, {})],
-                                      key_extra={"arm": arm, **extra}, label=f"{arm} seed {seed}")
+            for arm in ("auto", "plateau"):
+                cfg = base_config(settings, seed=seed, device=device, schedule=arm,
+                                  max_decays=len(settings["milestones"]),
+                                  **{k: v for k, v in settings.items() if k.startswith(arm + "_")})
+                outs[arm] = train_run(cfg, cache=cache, label=f"{arm} seed {seed}")
             target = outs["fixed"].history[-1]["test"]["test"]["acc"] - settings["target_tol"]
             per_seed.setdefault("target", []).append(target)
             for arm, out in outs.items():
@@ -163,7 +129,7 @@ def run(
                 per_seed.setdefault(f"epochs_to_target_{arm}", []).append(epochs_to_target(test, target))
                 per_seed.setdefault(f"final_test_{arm}", []).append(test[-1])
                 per_seed.setdefault(f"best_test_{arm}", []).append(max(v for v in test if v is not None))
-                decays = out.history[-1].get("decays", [m for m in settings["milestones"] if m < settings["epochs"]])
+                decays = decays_in(out.history)
                 per_seed.setdefault(f"decays_{arm}", []).append(decays)
     verdict = judge(per_seed)
     names = {"fixed": "fixed milestones", "auto": "AutoDecay", "plateau": "ReduceLROnPlateau"}
