@@ -226,6 +226,49 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return _run_experiments(names, args)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lrdecay.sweep import run_sweep
+
+    try:
+        result = run_sweep(
+            args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
+            stack=not args.no_stack, max_members=args.max_members, checkpoint_seconds=args.checkpoint_seconds,
+            retries=args.retries, extend=args.extend, cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+        )
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
+    for o in result.failed:
+        last = (o.error or "").strip().splitlines()[-1:] or ["?"]
+        print(f"failed: run {o.id} ({o.run.setting or 'seed ' + str(o.run.seed)}): {last[0]}", file=sys.stderr)
+    print(f"{result.summary()} ({result.wall_time:.1f} s, executor {result.executor})")
+    # The exit status is the number of failed runs (capped below the shell's reserved codes).
+    return min(result.n_failed, 125)
+
+
+def _cmd_sweep_plot(args: argparse.Namespace) -> int:
+    from lrdecay.sweep import load_sweep
+    from lrdecay.sweep.plots import regime_map, run_curves
+
+    if (args.map is None) == (args.curves is None):
+        raise ValueError("give exactly one of --map X Y (a regime map) or --curves METRIC (per-epoch curves)")
+    result = load_sweep(args.dir)
+    epoch = "last" if args.epoch == "last" else int(args.epoch)
+    if args.map is not None:
+        x, y = args.map
+        safe = args.metric.replace("/", "_")
+        out = args.out or os.path.join(args.dir, "plots", f"map_{safe}_{x}_{y}" + ("_diff" if args.diff else "") + ".png")
+        path = regime_map(result, x, y, args.metric, out, by=None if args.by == "none" else args.by,
+                          diff=args.diff, epoch=epoch)
+    else:
+        out = args.out or os.path.join(args.dir, "plots", f"curves_{args.curves.replace('/', '_')}.png")
+        by = [c for c in args.by.split(",") if c] if args.by != "none" else ["run_id"]
+        path = run_curves(result, args.curves, out, by=by)
+    print(path)
+    return 0
+
+
 def _cmd_regime(args: argparse.Namespace) -> int:
     from lrdecay.experiments import regime
 
@@ -303,6 +346,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only these experiments (repeatable or comma-separated): " + ", ".join(NAMES))
     add_experiment_flags(rp, "report")
     rp.set_defaults(func=_cmd_reproduce)
+
+    sw = sub.add_parser(
+        "sweep", help="run a sweep (SPEC: TOML/JSON base config, grid, settings, seeds) into one folder and table",
+        description="Run every run of SPEC into --out (runs/<id>/, table.csv, sweep.json). Rerunning skips "
+        "finished runs and resumes unfinished ones. Exit status: the number of failed runs.")
+    sw.add_argument("spec", help="sweep spec file (.toml or .json)")
+    sw.add_argument("--out", required=True, help="sweep folder")
+    sw.add_argument("--executor", default="auto", choices=["auto", "stack", "process", "ray"],
+                    help="auto (default), stack (this process), process (local pool), ray")
+    sw.add_argument("--workers", type=int, default=None, help="worker processes / concurrent tasks (default: one per core or GPU)")
+    sw.add_argument("--address", default=None, help="Ray cluster address (implies --executor ray)")
+    sw.add_argument("--no-stack", action="store_true", help="train every run alone instead of stacking runs that share an architecture")
+    sw.add_argument("--max-members", type=int, default=64, help="most runs in one stacked model (default 64)")
+    sw.add_argument("--checkpoint-seconds", type=float, default=30.0,
+                    help="a run checkpoints at an epoch end once this many seconds passed since its last one "
+                    "(0: every epoch; default 30)")
+    sw.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
+    sw.add_argument("--extend", action="store_true", help="add this spec's runs to a folder holding another sweep")
+    sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs each task asks for (default 1)")
+    sw.add_argument("--gpus-per-task", type=float, default=None,
+                    help="Ray: GPUs each task asks for, fractional allowed (default: 1 for CUDA runs, else 0)")
+    sw.set_defaults(func=_cmd_sweep)
+
+    sp = sub.add_parser("sweep-plot", help="plots from a sweep's table: a regime map over two axes, or per-epoch curves",
+                        description="--map X Y --metric M: the metric (each run's last value, or --epoch N), "
+                        "mean over seeds, as a heatmap over two axes, one panel per --by value (or --diff A B: "
+                        "the difference of two of them). --curves M: the metric per epoch, mean ± std over "
+                        "seeds, one line per --by group (comma-separated columns).")
+    sp.add_argument("dir", help="sweep folder")
+    sp.add_argument("--map", nargs=2, metavar=("X", "Y"), help="two axes (config fields, e.g. lr label_noise)")
+    sp.add_argument("--metric", default="test.test.acc", help="table column for --map (default: test.test.acc)")
+    sp.add_argument("--curves", metavar="METRIC", help="per-epoch curves of this table column")
+    sp.add_argument("--by", default="setting", help="panel / line grouping column(s) (default: setting; none)")
+    sp.add_argument("--diff", nargs=2, metavar=("A", "B"), help="with --map: one panel of A - B (two --by values)")
+    sp.add_argument("--epoch", default="last", help="with --map: the epoch read (default: each run's last value)")
+    sp.add_argument("--out", default=None, help="PNG path (default: DIR/plots/...)")
+    sp.set_defaults(func=_cmd_sweep_plot)
 
     rg = sub.add_parser(
         "regime", help="the pre-registered regime search: where lrDecay beats both constant LRs (pilot seeds)",
