@@ -234,3 +234,12 @@ def test_cpu_fast_path_is_taken_for_float32(monkeypatch):
     ps64[0].grad = torch.ones(3, dtype=torch.float64)
     FusedSGD(ps64, lr=0.1, backend=BACKEND).step()  # float64: foreach path
     assert calls == [len(ps), len(ps)]
+
+
+def test_float64_params_step_exactly_like_torch():
+    P.check_float64_exact(BACKEND, steps=20, seed=23)
+    LR = torch.optim.lr_scheduler
+    P.check_float64_exact(
+        BACKEND, steps=7, seed=29, schedule=S.MultiStep([2, 5], 0.3123456789),
+        torch_factory=lambda o: LR.MultiStepLR(o, [2, 5], 0.3123456789),
+    )

@@ -28,6 +28,11 @@ Differences from torch.optim.SGD, by design:
 - triton backend: create the optimizer after moving the model (``model.to(...)`` replaces ``p.data``);
   a replaced parameter storage is detected and raises.
 - Sparse gradients and tensor learning rates are not supported.
+- Precision: float32 and float64 parameters get torch.optim.SGD's bits on every backend (float64 is
+  computed in float64). On the triton backend float16 and bfloat16 parameters are computed in float32 and
+  rounded once on store, where torch rounds after every operation, so they differ from torch in the last
+  bits. bfloat16 on the triton backend has not been checked on a GPU yet: Triton's CPU interpreter, which
+  CI runs, truncates float32 to bfloat16 instead of rounding, so it cannot judge it.
 - After replaying a captured step ``n`` times, call :meth:`FusedSGD.sync_step_count` (one host sync) to
   refresh ``step_count`` and ``group['lr']``; ``state_dict()`` does this itself.
 """

@@ -134,3 +134,20 @@ def test_fp16_params_fp32_math():
             ref.state[p]["momentum_buffer"].copy_(ref.state[p]["momentum_buffer"].half().float())
     for p, q in zip(ps16, ps32):
         assert P.rel_err(p.detach().float(), q.detach()) <= 1e-3
+
+
+def test_float64_params_step_exactly_like_torch():
+    # Issue 10.1: the kernel computed float64 parameters in float32 (0.9990000128746033 for 1 - 1e-3).
+    p = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    p.grad = torch.ones(1, dtype=torch.float64)
+    FusedSGD([p], lr=1e-3, backend=BACKEND).step()
+    assert p.item() == 0.999
+    P.check_float64_exact(BACKEND, steps=6, seed=23)
+
+
+def test_float64_with_device_schedule_exactly_like_torch():
+    LR = torch.optim.lr_scheduler
+    P.check_float64_exact(
+        BACKEND, steps=7, seed=29, schedule=S.MultiStep([2, 5], 0.3123456789),
+        torch_factory=lambda o: LR.MultiStepLR(o, [2, 5], 0.3123456789),
+    )

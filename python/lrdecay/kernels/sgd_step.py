@@ -1,12 +1,20 @@
 """One Triton launch for the (optionally scheduled) SGD-momentum step over a flat parameter buffer.
 
-Per element (fp32 math whatever the storage dtype), in torch.optim.SGD's operation order, with each
-``a + alpha * b`` of torch done as one fused multiply-add as torch's CPU and CUDA kernels do::
+Per element, in torch.optim.SGD's operation order, with each ``a + alpha * b`` of torch done as one fused
+multiply-add as torch's CPU and CUDA kernels do::
 
     g = -g if maximize;  g = fma(p, wd, g)
     buf = g (first step)  |  fma(g, 1 - dampening, buf * momentum)
     g = fma(buf, momentum, g) if nesterov else buf
     p = fma(g, -lr, p)
+
+The math is float64 for float64 parameters (bit-equal to torch.optim.SGD) and float32 for every other
+storage dtype (float32, float16, bfloat16: float32 math, rounded to the storage dtype on store; torch
+rounds after every op instead, so half-precision results differ from torch's in the last bits).
+
+The hyperparameters travel as the int64 bit patterns of the Python floats (Triton passes a Python float
+argument as float32, which would round a float64 parameter's LR); the kernel rounds them to float32 for
+float32 math exactly as torch rounds a Python-float ``alpha`` for a float32 tensor (to nearest even).
 
 Traffic: read p, g, m and write p, m: 20 bytes per fp32 parameter (12 without momentum).
 
@@ -17,6 +25,8 @@ the counter, so the step needs no host sync and can be captured in a CUDA graph 
 
 from __future__ import annotations
 
+import struct
+
 import torch
 import triton
 import triton.language as tl
@@ -24,7 +34,7 @@ import triton.language as tl
 from lrdecay.kernels import interpreting
 from lrdecay.schedules import GEOMETRIC, PERIODIC, PIECEWISE
 
-__all__ = ["sgd_step", "BLOCK", "interpreting"]
+__all__ = ["sgd_step", "BLOCK", "interpreting", "float_bits"]
 
 BLOCK = 1024
 NO_SCHEDULE = 0
@@ -60,16 +70,32 @@ def _lr_inner(t, si_ptr, sf_ptr, KIND: tl.constexpr):
     return lr
 
 
+def float_bits(x: float) -> int:
+    """The IEEE-754 float64 bit pattern of ``x`` as a signed int64 (how the kernel receives a float)."""
+    return struct.unpack("<q", struct.pack("<d", float(x)))[0]
+
+
 @triton.jit
+def _from_bits(bits, F64: tl.constexpr):
+    # int64 bit pattern -> float64 -> the compute dtype (round to nearest even, as torch rounds a
+    # Python-float alpha for a float32 tensor). Zero arrives as an i32 argument, hence the widening.
+    x = bits.to(tl.int64).to(tl.float64, bitcast=True)
+    if not F64:
+        x = x.to(tl.float32)
+    return x
+
+
+# The hyperparameter bit patterns are not specialized (divisibility by 16 would recompile per value).
+@triton.jit(do_not_specialize=["lr_bits", "momentum_bits", "omd_bits", "wd_bits"])
 def _sgd_step_kernel(
     p_ptr,
     g_ptr,
     m_ptr,
     n_elements,
-    lr,
-    momentum,
-    one_minus_dampening,
-    weight_decay,
+    lr_bits,
+    momentum_bits,
+    omd_bits,
+    wd_bits,
     step_ptr,
     arrive_ptr,
     si_ptr,
@@ -83,6 +109,7 @@ def _sgd_step_kernel(
     KIND: tl.constexpr,
     WARMUP: tl.constexpr,
     INCREMENT: tl.constexpr,
+    F64: tl.constexpr,
 ):
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
@@ -97,7 +124,10 @@ def _sgd_step_kernel(
             lr64 = tl.where(in_warm, inner * ramp, inner)
         else:
             lr64 = _lr_inner(t, si_ptr, sf_ptr, KIND)
-        lr32 = lr64.to(tl.float32)
+        if F64:
+            lr = lr64
+        else:
+            lr = lr64.to(tl.float32)
         if INCREMENT:
             # Every program has read t before it arrives; the last to arrive advances the counter.
             arrived = tl.atomic_add(arrive_ptr, 1, sem="acq_rel")
@@ -105,17 +135,21 @@ def _sgd_step_kernel(
             tl.store(step_ptr, t + 1, mask=last)
             tl.store(arrive_ptr, arrived * 0, mask=last)
     else:
-        lr32 = tl.cast(lr, tl.float32)
-    mu = tl.cast(momentum, tl.float32)
-    omd = tl.cast(one_minus_dampening, tl.float32)
-    wd = tl.cast(weight_decay, tl.float32)
+        lr = _from_bits(lr_bits, F64)
+    mu = _from_bits(momentum_bits, F64)
+    omd = _from_bits(omd_bits, F64)
+    wd = _from_bits(wd_bits, F64)
+    if F64:
+        cdt = tl.float64
+    else:
+        cdt = tl.float32
 
     for start in range(pid * BLOCK, n_elements, nprog * BLOCK):
         offs = start + tl.arange(0, BLOCK)
         mask = offs < n_elements
         p_raw = tl.load(p_ptr + offs, mask=mask)
-        p = p_raw.to(tl.float32)
-        g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
+        p = p_raw.to(cdt)
+        g = tl.load(g_ptr + offs, mask=mask).to(cdt)
         if MAXIMIZE:
             g = -g
         if HAS_WD:
@@ -124,14 +158,14 @@ def _sgd_step_kernel(
             if FIRST_STEP:
                 buf = g
             else:
-                buf = tl.load(m_ptr + offs, mask=mask).to(tl.float32)
+                buf = tl.load(m_ptr + offs, mask=mask).to(cdt)
                 buf = tl.fma(g, omd, buf * mu)
             tl.store(m_ptr + offs, buf.to(p_raw.dtype), mask=mask)
             if NESTEROV:
                 g = tl.fma(buf, mu, g)
             else:
                 g = buf
-        p = tl.fma(g, -lr32, p)
+        p = tl.fma(g, -lr, p)
         tl.store(p_ptr + offs, p.to(p_raw.dtype), mask=mask)
 
 
@@ -189,10 +223,10 @@ def sgd_step(
         g,
         m if has_momentum else p,
         n,
-        float(lr),
-        float(momentum),
-        1.0 - float(dampening),
-        float(weight_decay),
+        float_bits(lr),
+        float_bits(momentum),
+        float_bits(1.0 - float(dampening)),
+        float_bits(weight_decay),
         step_t,
         arrive_t,
         si,
@@ -206,5 +240,6 @@ def sgd_step(
         KIND=kind,
         WARMUP=bool(warmup),
         INCREMENT=bool(increment),
+        F64=p.dtype == torch.float64,
         num_warps=4,
     )
