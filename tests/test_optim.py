@@ -243,3 +243,38 @@ def test_float64_params_step_exactly_like_torch():
         BACKEND, steps=7, seed=29, schedule=S.MultiStep([2, 5], 0.3123456789),
         torch_factory=lambda o: LR.MultiStepLR(o, [2, 5], 0.3123456789),
     )
+
+
+@pytest.mark.parametrize("compile_backend", ["eager", "aot_eager"])
+def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
+    # Issue 10.2: under torch.compile the step count stayed 0, so the schedule never advanced.
+    import warnings
+
+    torch._dynamo.reset()
+
+    def run(compiled: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+        opt = FusedSGD(model.parameters(), lr=1.0, momentum=0.9, schedule=S.MultiStep([2, 3], 0.1),
+                       backend=BACKEND)
+        x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+        y = torch.arange(8) % 3
+
+        def step_fn():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        fn = torch.compile(step_fn, backend=compile_backend) if compiled else step_fn
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(5):
+                fn()
+        return opt, [p.detach().clone() for p in model.parameters()]
+
+    eager_opt, eager_params = run(False)
+    opt, params = run(True)
+    assert eager_opt.step_count == 5 and opt.step_count == 5
+    assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    for a, b in zip(params, eager_params):
+        assert torch.equal(a, b)

@@ -59,6 +59,12 @@ class SparseGradientError(TypeError, RuntimeError):
     """A sparse gradient reached FusedSGD (a TypeError, and a RuntimeError like torch's fused SGD raises)."""
 
 
+def _eager_under_compile(fn):
+    """Run ``fn`` eagerly when called from a ``torch.compile``-d function (``torch.compiler.disable``)."""
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return fn if disable is None else disable(fn)
+
+
 def _triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
@@ -284,6 +290,7 @@ class FusedSGD(Optimizer):
 
     # ----------------------------------------------------------------- public API
 
+    @_eager_under_compile
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradients. On the triton backend, always in place (``set_to_none`` is ignored: the
         gradients are views of one flat buffer that autograd accumulates into), so parameters keep a
@@ -299,9 +306,16 @@ class FusedSGD(Optimizer):
                         if p.grad is not gv:
                             p.grad = gv
 
+    # torch.compile: the step runs eagerly (a graph break around it). Traced, the host-side step count
+    # (the schedule position) was not advanced, so the LR never changed; the Triton launch and the
+    # Rust CPU step are opaque to tracing anyway. The rest of a compiled training step stays compiled.
+    @_eager_under_compile
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None):
-        """One SGD step for every parameter that has a gradient (``.grad is None``: skipped, untouched)."""
+        """One SGD step for every parameter that has a gradient (``.grad is None``: skipped, untouched).
+
+        Inside a ``torch.compile``-d function the step itself runs eagerly (a graph break), so a compiled
+        training step gives the eager numbers."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

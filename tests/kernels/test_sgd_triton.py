@@ -151,3 +151,28 @@ def test_float64_with_device_schedule_exactly_like_torch():
         BACKEND, steps=7, seed=29, schedule=S.MultiStep([2, 5], 0.3123456789),
         torch_factory=lambda o: LR.MultiStepLR(o, [2, 5], 0.3123456789),
     )
+
+
+def test_compiled_step_advances_the_device_schedule():
+    # Issue 10.2 on the triton backend: a torch.compile-d step gives the eager numbers.
+    import warnings
+
+    torch._dynamo.reset()
+    results = []
+    for compiled in (False, True):
+        p = torch.nn.Parameter(torch.ones(5))
+        opt = FusedSGD([p], lr=1.0, schedule=S.MultiStep([2], 0.1), backend=BACKEND)
+
+        def step_fn():
+            p.grad = torch.ones(5)
+            opt.step()
+
+        fn = torch.compile(step_fn, backend="eager") if compiled else step_fn
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(4):
+                fn()
+        results.append((opt.step_count, opt.sync_step_count(), opt.param_groups[0]["lr"], p.detach().clone()))
+    (c0, d0, lr0, p0), (c1, d1, lr1, p1) = results
+    assert c0 == d0 == c1 == d1 == 4 and lr0 == lr1 == pytest.approx(0.1)
+    assert torch.equal(p0, p1)
