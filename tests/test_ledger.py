@@ -694,3 +694,62 @@ def test_same_result_whatever_the_thread_count(tmp_path):
         r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         outs.add(r.stdout.strip())
     assert len(outs) == 1
+
+
+# ---------------------------------------------------------------------------------------- numpy bools
+
+
+def _odd_bools(rng, n, p_true=0.5):
+    """A bool array whose True bytes are arbitrary nonzero bytes (e.g. a uint8 buffer viewed as bool):
+    numpy reads any nonzero byte as True."""
+    raw = np.where(rng.random(n) < p_true, rng.integers(1, 256, n), 0).astype(np.uint8)
+    return raw.view(bool)
+
+
+def test_bool_bytes_other_than_0_1_are_true_not_another_sample():
+    # Issue 10.3: byte 2 at sample 1 used to be counted for sample 2.
+    raw = np.zeros(64, np.uint8)
+    raw[1] = 2
+    led = Ledger(64)
+    led.record_epoch(raw.view(bool))
+    np.testing.assert_array_equal(np.flatnonzero(led.times_correct), [1])
+
+
+@pytest.mark.parametrize("n", [1, 7, 63, 64, 65, 200, 4097])
+def test_odd_bool_bytes_read_as_numpy_reads_them(n):
+    rng = np.random.default_rng(n)
+    groups = rng.integers(0, 3, n)
+    flipped_odd = _odd_bools(rng, n, 0.3)
+    flipped = np.flatnonzero(flipped_odd)  # numpy's reading: nonzero bytes are True
+    flipped_mask = np.zeros(n, bool)
+    flipped_mask[flipped] = True
+    odd = Ledger(n, groups=groups, flipped=flipped_odd)
+    ref = Ledger(n, groups=groups, flipped=flipped_mask)
+    for e in range(4):
+        c = _odd_bools(rng, n)
+        clean = c.view(np.uint8) != 0
+        if e % 2 == 0:
+            odd.record_epoch(c)
+            ref.record_epoch(clean)
+        else:
+            idx = rng.permutation(n)[: max(1, n // 2)]
+            odd.record_batch(idx, c[idx])
+            ref.record_batch(idx, clean[idx])
+            odd.end_epoch()
+            ref.end_epoch()
+    assert_same(snapshot(odd), snapshot(ref))
+    np.testing.assert_array_equal(odd.times_correct, ref.times_correct)
+    s_odd, s_ref = odd.summary(), ref.summary()
+    for k in ["presented_flipped", "accuracy_flipped", "accuracy_clean", "accuracy_group"]:
+        np.testing.assert_array_equal(s_odd[k], s_ref[k], err_msg=k)
+    # and the state's flip mask is a clean bool array
+    assert set(np.unique(odd.state_dict()["flipped"].view(np.uint8)).tolist()) <= {0, 1}
+
+
+def test_uint8_correctness_must_still_be_0_or_1():
+    raw = np.zeros(10, np.uint8)
+    raw[3] = 2
+    led = Ledger(10)
+    with pytest.raises(ValueError, match=r"correct\[3\] = 2"):
+        led.record_epoch(raw)
+    assert led.n_epochs == 0

@@ -352,7 +352,7 @@ def pattern_dataset(
     y = np.empty(n, dtype=np.int64)
     y_clean = np.empty(n, dtype=np.int64)
     group = np.empty(n, dtype=np.int32)
-    flipped = np.empty(n, dtype=bool)
+    flipped = np.zeros(n, dtype=bool)  # Rust writes it as &mut [bool]: start from valid bools
     _fill(spec, x, y, y_clean, group, flipped)
 
     slices, off = {}, 0

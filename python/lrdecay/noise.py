@@ -134,7 +134,7 @@ def corrupt_labels(
         raise ValueError(f"matrix is only accepted with mode='matrix', got mode={mode!r}")
     y64 = _check_labels(y, n_classes)
     out = np.empty(y64.shape[0], dtype=np.int64)
-    flipped = np.empty(y64.shape[0], dtype=bool)
+    flipped = np.zeros(y64.shape[0], dtype=bool)  # Rust writes it as &mut [bool]: start from valid bools
     _native.corrupt_labels_into(
         y64, out, flipped, n_classes=n_classes, rate=rate, mode=mode, exact=bool(exact), matrix=mat, seed=seed
     )

@@ -37,13 +37,47 @@ pub const MAX_GROUPS: usize = 1 << 16;
 /// Fixed columns of an epoch's counts row, before the per-group columns.
 pub const COUNT_COLS: usize = 6;
 
-/// A correctness element: `bool`, or `u8` restricted to 0/1 (checked before anything is applied).
+/// A correctness (or flip-mask) element: `bool`; `u8` restricted to 0/1 (checked before anything is
+/// applied); or [`NumpyBool`], a byte of a numpy bool array, true when nonzero.
 pub trait BitLike: Copy + Sync + Send {
+    /// Whether values other than 0 and 1 are an error ([`check_bits`]) rather than "true".
+    const STRICT: bool;
+    /// The element as 0 or 1.
     fn byte(self) -> u8;
-    /// The elements as bytes (0/1 for bool), without a copy.
+    /// The elements as bytes, without a copy; a nonzero byte means true ([`pack64`] reads it so).
     fn bytes(s: &[Self]) -> &[u8];
 }
+
+/// One byte of a numpy bool array. numpy stores a bool in a byte and reads every nonzero byte as True
+/// (a uint8 buffer viewed as bool holds any byte), so these bytes are not valid Rust `bool`s: the
+/// binding passes such arrays as `&[NumpyBool]`, never as `&[bool]`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NumpyBool(pub u8);
+
+impl BitLike for NumpyBool {
+    const STRICT: bool = false;
+    #[inline(always)]
+    fn byte(self) -> u8 {
+        (self.0 != 0) as u8
+    }
+    #[inline(always)]
+    fn bytes(s: &[NumpyBool]) -> &[u8] {
+        // SAFETY: NumpyBool is a repr(transparent) u8; the slice borrows `s`.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), s.len()) }
+    }
+}
+
+impl NumpyBool {
+    /// View numpy bool bytes (any values) as `NumpyBool`s, without a copy.
+    pub fn from_bytes(s: &[u8]) -> &[NumpyBool] {
+        // SAFETY: NumpyBool is a repr(transparent) u8, valid for every byte value.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<NumpyBool>(), s.len()) }
+    }
+}
+
 impl BitLike for bool {
+    const STRICT: bool = true;
     #[inline(always)]
     fn byte(self) -> u8 {
         self as u8
@@ -56,6 +90,7 @@ impl BitLike for bool {
     }
 }
 impl BitLike for u8 {
+    const STRICT: bool = true;
     #[inline(always)]
     fn byte(self) -> u8 {
         self
@@ -100,7 +135,15 @@ fn valid_mask(n: usize, w: usize) -> u64 {
     }
 }
 
-/// Pack up to 64 0/1 bytes into a word (bit `k` = element `k`).
+/// Each nonzero byte of `x` becomes 1, each zero byte stays 0 (SWAR, no carries between bytes).
+#[inline(always)]
+fn bytes_to_01(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // (x & 0x7f) + 0x7f sets a byte's top bit iff its low 7 bits are nonzero; `| x` adds its own top bit.
+    ((((x & LOW7) + LOW7) | x) >> 7) & 0x0101_0101_0101_0101
+}
+
+/// Pack up to 64 bytes into a word: bit `k` is set iff byte `k` is nonzero.
 #[inline(always)]
 fn pack64(s: &[u8]) -> u64 {
     // For bytes that are 0 or 1, this multiply gathers the low bit of each of the 8 bytes into the top
@@ -112,11 +155,11 @@ fn pack64(s: &[u8]) -> u64 {
     for ch in &mut chunks {
         let mut b = [0u8; 8];
         b.copy_from_slice(ch);
-        w |= (u64::from_le_bytes(b).wrapping_mul(GATHER) >> 56) << (8 * k);
+        w |= (bytes_to_01(u64::from_le_bytes(b)).wrapping_mul(GATHER) >> 56) << (8 * k);
         k += 1;
     }
     for (j, x) in chunks.remainder().iter().enumerate() {
-        w |= ((x & 1) as u64) << (8 * k + j);
+        w |= ((*x != 0) as u64) << (8 * k + j);
     }
     w
 }
@@ -364,25 +407,30 @@ fn check_labels<T: IntLike>(xs: &[T], what: &str) -> Result<()> {
     Ok(())
 }
 
+/// For a strict element type (`u8`), every value must be 0 or 1; others accept every byte.
 fn check_bits<T: BitLike>(xs: &[T], what: &str) -> Result<()> {
-    if xs.iter().all(|&x| x.byte() <= 1) {
+    if !T::STRICT {
         return Ok(());
     }
-    let i = xs.iter().position(|&x| x.byte() > 1).unwrap_or(0);
+    let bytes = T::bytes(xs);
+    if bytes.iter().all(|&x| x <= 1) {
+        return Ok(());
+    }
+    let i = bytes.iter().position(|&x| x > 1).unwrap_or(0);
     Err(CoreError::value(format!(
-        "{what}[{i}] = {}: a uint8 correctness array must hold only 0 or 1",
-        xs.get(i).map(|x| x.byte()).unwrap_or(0)
+        "{what}[{i}] = {}: a uint8 array must hold only 0 or 1",
+        bytes.get(i).copied().unwrap_or(0)
     )))
 }
 
 impl Ledger {
     /// A ledger for `n` samples. `groups[i] < n_groups` is sample i's group; `flipped[i]` marks a
     /// label-flipped sample.
-    pub fn new(
+    pub fn new<F: BitLike>(
         n: usize,
         groups: Option<&[i64]>,
         n_groups: usize,
-        flipped: Option<&[bool]>,
+        flipped: Option<&[F]>,
     ) -> Result<Self> {
         if n == 0 {
             return Err(CoreError::value("n_samples must be >= 1"));
@@ -437,6 +485,7 @@ impl Ledger {
                         f.len()
                     )));
                 }
+                check_bits(f, "flipped")?;
                 Some(BitLike::bytes(f).chunks(64).map(pack64).collect())
             }
         };
@@ -993,11 +1042,11 @@ impl Ledger {
     /// Rebuild a ledger from its saved parts by replaying the history (so every derived statistic is
     /// consistent with it). `pred_clean` holds (num, den) per epoch. Validates everything.
     #[allow(clippy::too_many_arguments)]
-    pub fn from_parts(
+    pub fn from_parts<F: BitLike>(
         n: usize,
         groups: Option<&[i64]>,
         n_groups: usize,
-        flipped: Option<&[bool]>,
+        flipped: Option<&[F]>,
         hist_correct: &[u64],
         hist_presented: &[u64],
         n_epochs: usize,
@@ -1060,6 +1109,9 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
+    /// No flip mask (`None` needs an element type).
+    const NO_FLIP: Option<&[bool]> = None;
+
     use super::*;
 
     /// A tiny deterministic generator for the tests (splitmix64).
@@ -1111,7 +1163,23 @@ mod tests {
             let bytes: Vec<u8> = (0..8).map(|k| ((v >> k) & 1) as u8).collect();
             assert_eq!(pack64(&bytes), v as u64);
         }
+        // Any nonzero byte is a set bit (numpy bools), every byte value in every position.
+        for pos in 0..9 {
+            for v in 0..=255u8 {
+                let mut bytes = vec![0u8; 9];
+                bytes[pos] = v;
+                assert_eq!(pack64(&bytes), ((v != 0) as u64) << pos, "byte {v} at {pos}");
+            }
+        }
         let mut r = Sm(7);
+        for len in [1usize, 7, 8, 9, 63, 64] {
+            let b: Vec<u8> = (0..len).map(|_| (r.next() % 4) as u8 * 85).collect();
+            let want = b
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (k, &x)| a | (((x != 0) as u64) << k));
+            assert_eq!(pack64(&b), want);
+        }
         for len in [1usize, 7, 8, 9, 63, 64] {
             let b: Vec<bool> = (0..len).map(|_| r.next() & 1 == 1).collect();
             let want = b
@@ -1124,7 +1192,7 @@ mod tests {
 
     fn check_against_reference(n: usize, epochs: usize, seed: u64, batch: bool) {
         let mut r = Sm(seed);
-        let mut l = Ledger::new(n, None, 0, None).unwrap();
+        let mut l = Ledger::new(n, None, 0, NO_FLIP).unwrap();
         let mut seq = Vec::new();
         for _ in 0..epochs {
             // Correctness biased by a per-sample drift so runs and flips both occur.
@@ -1220,7 +1288,7 @@ mod tests {
 
     #[test]
     fn bad_input_changes_nothing() {
-        let mut l = Ledger::new(10, None, 0, None).unwrap();
+        let mut l = Ledger::new(10, None, 0, NO_FLIP).unwrap();
         l.record_epoch::<bool, i64>(&[true; 10], None).unwrap();
         let before = format!("{l:?}");
         assert!(l.record_epoch::<bool, i64>(&[true; 9], None).is_err());
@@ -1247,9 +1315,9 @@ mod tests {
             .is_err());
         assert!(l.record_epoch::<bool, i64>(&[true; 10], None).is_err());
         assert_eq!(before, format!("{l:?}"));
-        assert!(Ledger::new(0, None, 0, None).is_err());
-        assert!(Ledger::new(3, Some(&[0, 1, 2]), 2, None).is_err());
-        assert!(Ledger::new(3, Some(&[0, -1, 1]), 2, None).is_err());
+        assert!(Ledger::new(0, None, 0, NO_FLIP).is_err());
+        assert!(Ledger::new(3, Some(&[0, 1, 2]), 2, NO_FLIP).is_err());
+        assert!(Ledger::new(3, Some(&[0, -1, 1]), 2, NO_FLIP).is_err());
     }
 
     #[test]

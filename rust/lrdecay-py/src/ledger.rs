@@ -5,9 +5,9 @@
 //! them; outputs are moved into numpy arrays without a copy.
 
 use crate::errors::IntoPyResult;
-use lrdecay_core::ledger::{BitLike, IntLike, Ledger};
+use lrdecay_core::ledger::{BitLike, IntLike, Ledger, NumpyBool};
 use numpy::ndarray::Array2;
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
+use numpy::{PyArray1, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -35,12 +35,33 @@ macro_rules! with_ints {
     }};
 }
 
-/// Call `$body` with `$s: &[B]` for a 1-D bool or uint8 array.
+/// The bytes of a 1-D numpy bool array, as a uint8 view (no copy), or `None` for another object.
+///
+/// Never extracted as `&[bool]`: numpy reads any nonzero byte as True (a uint8 buffer viewed as bool
+/// holds any byte), and such bytes are not valid Rust `bool`s.
+fn bool_bytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<PyReadonlyArray1<'py, u8>>> {
+    let Ok(arr) = obj.cast::<PyUntypedArray>() else {
+        return Ok(None);
+    };
+    if !arr.dtype().is_equiv_to(&numpy::dtype::<bool>(obj.py())) {
+        return Ok(None);
+    }
+    let view = arr.call_method1("view", (numpy::dtype::<u8>(obj.py()),))?;
+    Ok(view.extract::<PyReadonlyArray1<'py, u8>>().ok())
+}
+
+/// A 1-D numpy bool array (`flipped`) as bytes; TypeError for anything else.
+fn bool_mask<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray1<'py, u8>> {
+    bool_bytes(obj)?
+        .ok_or_else(|| PyTypeError::new_err(format!("{name} must be a 1-D numpy array of dtype bool")))
+}
+
+/// Call `$body` with `$s: &[B]` for a 1-D bool (as [`NumpyBool`]) or uint8 (0/1) array.
 macro_rules! with_bits {
     ($obj:expr, $name:expr, |$s:ident| $body:expr) => {{
         let obj: &Bound<'_, PyAny> = $obj;
-        if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, bool>>() {
-            let $s: &[bool] = slice(&a, $name)?;
+        if let Some(a) = bool_bytes(obj)? {
+            let $s: &[NumpyBool] = NumpyBool::from_bytes(slice(&a, $name)?);
             return $body;
         }
         if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, u8>>() {
@@ -134,11 +155,12 @@ impl PyLedgerCore {
         n_samples: usize,
         groups: Option<&Bound<'_, PyAny>>,
         n_groups: usize,
-        flipped: Option<PyReadonlyArray1<'_, bool>>,
+        flipped: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let g = groups.map(|g| ints_to_vec(g, "groups")).transpose()?;
-        let f = match &flipped {
-            Some(a) => Some(slice(a, "flipped")?),
+        let fa = flipped.map(|f| bool_mask(f, "flipped")).transpose()?;
+        let f = match &fa {
+            Some(a) => Some(NumpyBool::from_bytes(slice(a, "flipped")?)),
             None => None,
         };
         let inner = Ledger::new(n_samples, g.as_deref(), n_groups, f).into_py_result()?;
@@ -278,7 +300,7 @@ impl PyLedgerCore {
         n_samples: usize,
         groups: Option<PyReadonlyArray1<'_, i64>>,
         n_groups: usize,
-        flipped: Option<PyReadonlyArray1<'_, bool>>,
+        flipped: Option<&Bound<'_, PyAny>>,
         hist_correct: PyReadonlyArray1<'_, u64>,
         hist_presented: PyReadonlyArray1<'_, u64>,
         n_epochs: usize,
@@ -287,7 +309,11 @@ impl PyLedgerCore {
         clean_labels: Option<PyReadonlyArray1<'_, i64>>,
     ) -> PyResult<Self> {
         let g = groups.as_ref().map(|a| slice(a, "groups")).transpose()?;
-        let f = flipped.as_ref().map(|a| slice(a, "flipped")).transpose()?;
+        let fa = flipped.map(|f| bool_mask(f, "flipped")).transpose()?;
+        let f = fa
+            .as_ref()
+            .map(|a| slice(a, "flipped").map(NumpyBool::from_bytes))
+            .transpose()?;
         let hc = slice(&hist_correct, "hist_correct")?;
         let hp = slice(&hist_presented, "hist_presented")?;
         let pc = slice(&pred_clean, "pred_clean")?;
