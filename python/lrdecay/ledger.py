@@ -24,10 +24,10 @@ Definitions (epochs are the 0-based indices of recorded epochs):
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import os
-import zipfile
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -50,6 +50,19 @@ _REQUIRED = (
     "pred_clean",
 )
 _OPTIONAL = ("groups", "flipped", "last_pred", "clean_labels")
+# The .npz member holding the SHA-256 of every other member (names, dtypes, shapes and bytes).
+_CHECKSUM = "sha256"
+
+
+def _checksum(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """SHA-256 over every member but the checksum, in name order: name, dtype, shape, then the bytes.
+    A file that lost a member, or whose header or data changed, no longer matches."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != _CHECKSUM):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8).copy()
 
 
 def _as_1d(x: Any, name: str) -> np.ndarray:
@@ -419,34 +432,51 @@ class Ledger:
         return core, tuple(names)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the ledger to ``path`` as an ``.npz`` file, atomically (temp file, then rename)."""
+        """Write the ledger to ``path`` as an ``.npz`` file, atomically (temp file, then rename), with a
+        SHA-256 of its content that :meth:`load` checks."""
         sd = self.state_dict()
         arrays = {k: np.asarray(v) for k, v in sd.items()}
         arrays["group_names"] = np.asarray(sd["group_names"], dtype=np.str_).reshape(-1)
+        arrays[_CHECKSUM] = _checksum(arrays)
         with atomic_write(path) as f:
             np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Ledger":
-        """Read a ledger written by :meth:`save`. ``ValueError`` if the file is not a ledger or is damaged."""
-        path = os.fspath(path)
-        readable = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+    def load(cls, path: str | os.PathLike | IO[bytes]) -> "Ledger":
+        """Read a ledger written by :meth:`save` (a path, or a binary file object): whole, or refused.
+        ``ValueError`` if the file is not a ledger, is damaged (its checksum does not match its content),
+        or lacks a checksum; ``FileNotFoundError`` if it does not exist."""
+        if hasattr(path, "read"):
+            source: Any = path
+            path = str(getattr(path, "name", "<file object>"))
+        else:
+            source = path = os.fspath(path)
         try:
-            z = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
+            z = np.load(source, allow_pickle=False)
+        except (FileNotFoundError, IsADirectoryError, PermissionError, MemoryError):
             raise
-        except readable as e:
-            raise ValueError(f"{path} is not a readable ledger file: {e}") from None
+        except Exception as e:  # a damaged archive raises anything zipfile or numpy happen to raise
+            raise ValueError(f"{path} is not a readable ledger file: {type(e).__name__}: {e}") from None
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError(f"{path} is not a ledger file (not an .npz archive)")
         try:
             with z:
                 # Reading every member now surfaces truncation and CRC errors here.
-                sd = {k: z[k] for k in z.files}
-        except readable as e:
-            raise ValueError(f"{path} is not a readable ledger file: {e}") from None
+                arrays = {k: z[k] for k in z.files}
+        except MemoryError:
+            raise
+        except Exception as e:
+            raise ValueError(f"{path} is not a readable ledger file: {type(e).__name__}: {e}") from None
+        stored = arrays.pop(_CHECKSUM, None)
+        if stored is None:
+            raise ValueError(
+                f"{path} has no checksum: it is damaged, not a ledger, or was written by an lrdecay "
+                f"version without one; a ledger file is loaded whole or not at all"
+            )
+        if not (stored.dtype == np.uint8 and stored.shape == (32,)) or not np.array_equal(stored, _checksum(arrays)):
+            raise ValueError(f"{path} is damaged: its checksum does not match its content")
         self = cls.__new__(cls)
-        self._core, self._group_names = cls._core_from_state(sd)
+        self._core, self._group_names = cls._core_from_state(arrays)
         return self
 
     def __repr__(self) -> str:
