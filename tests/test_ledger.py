@@ -822,3 +822,36 @@ def test_a_file_missing_a_member_is_refused(tmp_path):
                     z.writestr(info, src.read(info.filename))
         with pytest.raises(ValueError, match="checksum"):
             Ledger.load(out)
+
+
+# ---------------------------------------------------------------------------------------- limits
+
+
+@pytest.mark.parametrize("n", [2**31, 2**64, 2**70])
+def test_too_many_samples_names_the_argument_and_the_range(n):
+    # Issue 10.15: Ledger(2**64) raised OverflowError("int too big to convert").
+    with pytest.raises(ValueError, match=r"n_samples must be an int in \[1, 2147483647\], got " + str(n)):
+        Ledger(n)
+
+
+def test_limits_and_count_columns_come_from_the_native_module():
+    from lrdecay import _native
+    from lrdecay.ledger import LIMITS
+
+    assert LIMITS == _native.LEDGER_LIMITS == {
+        "max_samples": 2**31 - 1, "max_groups": 2**16, "max_epochs": 2**31 - 2, "max_label": 2**31 - 1,
+    }
+    assert _native.LEDGER_COUNT_COLUMNS == (
+        "presented", "correct", "presented_flipped", "correct_flipped", "flipped_pred_clean", "flipped_with_pred",
+    )
+    # The named columns are what summary() reports, on a hand-checkable case.
+    led = Ledger(4, groups=[0, 0, 1, 1], flipped=np.array([True, False, False, True]))
+    led.set_clean_labels([1, 1, 1, 1])
+    led.record_epoch(np.array([True, True, False, True]), pred=[1, 0, 2, 3])
+    counts = dict(zip(_native.LEDGER_COUNT_COLUMNS, led._core.epoch_counts()[0]))
+    assert counts == {"presented": 4, "correct": 3, "presented_flipped": 2, "correct_flipped": 2,
+                      "flipped_pred_clean": 1, "flipped_with_pred": 2}
+    s = led.summary()
+    assert s["presented"][0] == 4 and s["accuracy"][0] == 0.75 and s["predicted_clean"][0] == 0.5
+    with pytest.raises(ValueError, match=r"groups: at most 65536 groups"):
+        Ledger(3, groups=[0, 1, 2], group_names=[str(i) for i in range(2**16 + 1)])

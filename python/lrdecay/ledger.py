@@ -25,16 +25,22 @@ Definitions (epochs are the 0-based indices of recorded epochs):
 from __future__ import annotations
 
 import hashlib
-import operator
 import os
 from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
 from lrdecay._atomic import atomic_write
-from lrdecay._native import LEDGER_MAX_GROUPS, LedgerCore
+from lrdecay._native import LEDGER_COUNT_COLUMNS, LEDGER_LIMITS, LedgerCore
+from lrdecay._validate import check_int
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "LIMITS"]
+
+#: The limits of the Rust ledger (``lrdecay._native.LEDGER_LIMITS``): ``max_samples``, ``max_groups``,
+#: ``max_epochs``, ``max_label`` (largest prediction or clean label).
+LIMITS: dict[str, int] = dict(LEDGER_LIMITS)
+# Column index of each named per-epoch count in LedgerCore.epoch_counts(); per-group columns follow.
+_COL = {name: i for i, name in enumerate(LEDGER_COUNT_COLUMNS)}
 
 _FORMAT = "lrdecay.Ledger"
 _VERSION = 1
@@ -102,7 +108,7 @@ class Ledger:
     """Per-sample record of correctness over training epochs (see the module docstring for definitions).
 
     Args:
-        n_samples: number of training samples (>= 1).
+        n_samples: number of training samples, in [1, 2**31 - 1] (``LIMITS["max_samples"]``).
         groups: optional integer group id per sample (e.g. a pattern dataset's ``group``), in
             ``[0, n_groups)``; ``n_groups`` is ``len(group_names)`` when names are given, else
             ``max(groups) + 1``; at most 65536 groups.
@@ -122,12 +128,7 @@ class Ledger:
         group_names: Sequence[str] | None = None,
         flipped: Any = None,
     ) -> None:
-        try:
-            n = operator.index(n_samples)
-        except TypeError:
-            raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}") from None
-        if n < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n}")
+        n = check_int("n_samples", n_samples, 1, LIMITS["max_samples"])
         n_groups = 0
         g = None
         if groups is not None:
@@ -139,8 +140,8 @@ class Ledger:
             else:
                 n_groups = int(g.max()) + 1 if g.size else 1
                 n_groups = max(n_groups, 1)
-            if n_groups > LEDGER_MAX_GROUPS:
-                raise ValueError(f"groups: at most {LEDGER_MAX_GROUPS} groups are supported, got {n_groups}")
+            if n_groups > LIMITS["max_groups"]:
+                raise ValueError(f"groups: at most {LIMITS['max_groups']} groups are supported, got {n_groups}")
         elif group_names is not None:
             raise ValueError("group_names given without groups")
         names = self._check_names(group_names, n_groups)
@@ -284,8 +285,6 @@ class Ledger:
         rounded up to whole 64-sample words per epoch."""
         return self._core.history_nbytes
 
-    nbytes = history_nbytes
-
     def history(self) -> np.ndarray:
         """bool array (n_epochs × n_samples): presented and correct in that epoch."""
         return self._core.history(False)
@@ -308,9 +307,13 @@ class Ledger:
         group (needs pandas, which is not a dependency of lrdecay).
         """
         counts = self._core.epoch_counts()
-        e, g = counts.shape[0], self.n_groups
-        p, c, pf, cf, pcn, pcd = (counts[:, k] for k in range(6))
-        gp, gc = counts[:, 6 : 6 + g], counts[:, 6 + g : 6 + 2 * g]
+        e, g, k0 = counts.shape[0], self.n_groups, len(LEDGER_COUNT_COLUMNS)
+        p, c, pf, cf, pcn, pcd = (
+            counts[:, _COL[name]]
+            for name in ("presented", "correct", "presented_flipped", "correct_flipped",
+                         "flipped_pred_clean", "flipped_with_pred")
+        )
+        gp, gc = counts[:, k0 : k0 + g], counts[:, k0 + g : k0 + 2 * g]
         acc_f = _ratio(cf, pf)
         out = {
             "epoch": np.arange(e, dtype=np.int64),
@@ -361,7 +364,9 @@ class Ledger:
             "group_names": list(self._group_names),
             "hist_correct": hc,
             "hist_presented": hp,
-            "pred_clean": np.ascontiguousarray(counts[:, 4:6]),
+            "pred_clean": np.ascontiguousarray(
+                counts[:, [_COL["flipped_pred_clean"], _COL["flipped_with_pred"]]]
+            ),
         }
         optional = {
             "groups": core.group_ids(),
