@@ -94,3 +94,47 @@ def test_make_model_bad_input(kwargs, exc, match):
 def test_resnet_bad_depth():
     with pytest.raises(ValueError, match="6n\\+2"):
         CifarResNet(21, 10)
+
+
+def _resnet18_param_count(n_classes, c_in=3, w=64):
+    # independent closed form: stem conv + BN; per block two 3x3 convs + BNs, a 1x1 conv + BN projection
+    # where the shape changes; linear head
+    total = c_in * w * 9 + 2 * w
+    c = w
+    for stage in range(4):
+        c_out = w * 2**stage
+        for i in range(2):
+            total += c * c_out * 9 + 2 * c_out + c_out * c_out * 9 + 2 * c_out
+            if c != c_out or (stage > 0 and i == 0):
+                total += c * c_out + 2 * c_out
+            c = c_out
+    return total + c * n_classes + n_classes
+
+
+def test_resnet18_shapes_and_counts():
+    m = make_model("resnet18", in_features=3 * 32 * 32, n_classes=10)
+    n = sum(p.numel() for p in m.parameters())
+    assert n == _resnet18_param_count(10) == 11_173_962  # the usual CIFAR ResNet-18 size
+    assert len(list(m.parameters())) == 62
+    small = make_model("resnet18", in_features=64, n_classes=7, width=4, input_shape=(1, 8, 8))
+    assert sum(p.numel() for p in small.parameters()) == _resnet18_param_count(7, c_in=1, w=4)
+    torch.manual_seed(0)
+    x = torch.randn(5, 1, 8, 8)
+    out = small(x)
+    assert out.shape == (5, 7)
+    torch.testing.assert_close(out, small.head(small.features(x)), rtol=0, atol=0)
+    torch.testing.assert_close(small(x.reshape(5, 64)), out, rtol=0, atol=0)  # flat inputs reshaped
+    assert small.features(x).shape == (5, 32)
+    # stride-2 stages: 8 -> 8 -> 4 -> 2 -> 1 spatially; odd sizes work too (global pooling)
+    odd = make_model("resnet18", in_features=3 * 9 * 7, n_classes=3, width=2, input_shape=(3, 9, 7))
+    assert odd(torch.randn(2, 3, 9, 7)).shape == (2, 3)
+
+
+def test_resnets_accept_channels_last_inputs():
+    torch.manual_seed(0)
+    for name in ("resnet20", "resnet18"):
+        m = make_model(name, in_features=3 * 16 * 16, n_classes=4, width=4, input_shape=(3, 16, 16)).eval()
+        x = torch.randn(3, 3, 16, 16)
+        ref = m(x)
+        m_cl = m.to(memory_format=torch.channels_last)
+        torch.testing.assert_close(m_cl(x.contiguous(memory_format=torch.channels_last)), ref, rtol=1e-5, atol=1e-5)

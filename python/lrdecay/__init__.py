@@ -2,14 +2,15 @@
 
 Built around You, Long, Wang & Jordan, "How Does Learning Rate Decay Help Modern Neural Networks?".
 
-- :mod:`lrdecay.data` — seeded synthetic pattern datasets with tractable complexity (Rust).
+- :mod:`lrdecay.data` — seeded synthetic pattern datasets with tractable complexity (Rust), and real images
+  from local files (CIFAR-10/100, image folders, scikit-learn's digits; :mod:`lrdecay.images`).
 - :mod:`lrdecay.noise` — label-noise injection (Rust).
 - :class:`lrdecay.Ledger` — per-sample learned / forgotten / memorized bookkeeping (Rust).
 - :mod:`lrdecay.schedules`, :class:`lrdecay.optim.FusedSGD` — device-side LR schedules and a one-launch
   Triton SGD-momentum step.
 - :func:`lrdecay.train`, :class:`lrdecay.Trainer`, :class:`lrdecay.TrainConfig` — training runs with
   device-resident data, CUDA-graph steps, per-sample ledger, logs, checkpoints and plots.
-- :mod:`lrdecay.models` — MLP (optional BatchNorm) and CIFAR-style ResNet-20/56.
+- :mod:`lrdecay.models` — MLP (optional BatchNorm), CIFAR-style ResNet-20/56 and ResNet-18.
 
 Torch-dependent names are imported lazily so that ``import lrdecay`` stays cheap.
 """
@@ -22,6 +23,8 @@ from lrdecay._native import __version__
 _LAZY = {
     "pattern_dataset": "lrdecay.data",
     "PatternDataset": "lrdecay.data",
+    "ImageDataset": "lrdecay.images",
+    "images": "lrdecay.images",
     "corrupt_labels": "lrdecay.noise",
     "Ledger": "lrdecay.ledger",
     "FusedSGD": "lrdecay.optim",

@@ -59,6 +59,11 @@ _TRAIN_FLAGS = {
     "device": str,
     "checkpoint_every": int,
     "eval_every": int,
+    "data_dir": str,
+    "image_size": int,
+    "train_subset": int,
+    "augment": str,
+    "crop_padding": int,
 }
 
 
@@ -93,9 +98,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fields["cuda_graph"] = False
     if args.no_ledger:
         fields["ledger"] = False
+    if args.channels_last:
+        fields["channels_last"] = True
+    if args.amp:
+        fields["amp"] = True
+    from lrdecay.images import IMAGE_DATASETS
+
+    if args.data in IMAGE_DATASETS:  # real images by name; anything else is an .npz path
+        fields["data"] = args.data
+        if args.test_data:
+            raise ValueError(f"--test-data goes with an .npz --data; --data {args.data} brings its own test split")
     config = TrainConfig.from_dict(fields)
     dataset = test_sets = None
-    if args.data:
+    if args.data and args.data not in IMAGE_DATASETS:
         dataset = _load_npz_dataset(args.data)
         test_sets = {"test": _load_npz_dataset(args.test_data)} if args.test_data else {}
     try:
@@ -192,6 +207,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return _run_experiments(names, args)
 
 
+def _cmd_regime(args: argparse.Namespace) -> int:
+    from lrdecay.experiments import regime
+
+    phases = (1, 2) if args.phase == "all" else (int(args.phase),)
+    sel = regime.run_search(args.out, workers=args.workers, phases=phases)
+    for name in ("quick", "full"):
+        pick = sel[name]
+        print(f"{name}: " + ("no setting meets the premise" if pick is None else
+                             f"{regime.setting_id(pick)} (min margin {pick['min_margin']:+.3f}, {pick['cost_s']:.0f} s/run)"))
+    print(f"table, map and selection in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     from lrdecay import __version__
@@ -213,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="TrainConfig JSON file (flags below override its fields)")
     tr.add_argument("--out", help="output folder for log.jsonl, log.csv, PNGs, checkpoint.pt")
     tr.add_argument("--resume", help="checkpoint.pt of a stopped run with the same config")
-    tr.add_argument("--data", help=".npz training set (from `lrdecay data`) instead of the config's preset")
+    tr.add_argument("--data", help="cifar10, cifar100, digits or folder (real images, with --data-dir), or an .npz "
+                    "training set (from `lrdecay data`) instead of the config's preset")
     tr.add_argument("--test-data", help=".npz test set to evaluate (with --data)")
     for name, typ in _TRAIN_FLAGS.items():
         tr.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"override config.{name}")
@@ -221,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--full-batch", action="store_true", help="full-batch gradient descent")
     tr.add_argument("--no-graph", action="store_true", help="do not capture the step in a CUDA graph")
     tr.add_argument("--no-ledger", action="store_true", help="no per-sample ledger")
+    tr.add_argument("--channels-last", action="store_true", help="channels_last memory format (conv models)")
+    tr.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     tr.set_defaults(func=_cmd_train)
 
     from lrdecay.experiments import NAMES, PRESETS as EXP_PRESETS
@@ -242,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only these experiments (repeatable or comma-separated)")
     add_experiment_flags(rp, "report")
     rp.set_defaults(func=_cmd_reproduce)
+
+    rg = sub.add_parser(
+        "regime", help="the pre-registered regime search: where lrDecay beats both constant LRs (pilot seeds)",
+        description="Train every setting of the committed grid on pilot seeds, draw the regime map and pick the "
+        "reproduction's presets by the premise alone (lrdecay.experiments.regime.CRITERION). Resumable.",
+    )
+    rg.add_argument("--out", default="docs/regime", help="output folder (default: docs/regime)")
+    rg.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default: 2)")
+    rg.add_argument("--phase", choices=["1", "2", "all"], default="all", help="which phases to run (default: all)")
+    rg.set_defaults(func=_cmd_regime)
     return parser
 
 
@@ -251,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         parser.exit(2, f"lrdecay {args.command}: error: {exc}\n")
 
 

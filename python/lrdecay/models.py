@@ -1,4 +1,5 @@
-"""Models the experiments train: an MLP with optional BatchNorm and CIFAR-style ResNets (20/56 layers).
+"""Models the experiments train: an MLP with optional BatchNorm, CIFAR-style ResNets (20/56 layers) and a
+ResNet-18 for 32 x 32 images.
 
 Every model here has the same shape: ``features(x)`` returns the penultimate activations and ``head`` is
 the final ``nn.Linear``, so ``forward(x) == head(features(x))``. The transfer experiment relies on that
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "CifarResNet", "make_model", "MODEL_NAMES", "ACTIVATIONS"]
+__all__ = ["MLP", "CifarResNet", "ResNet18", "make_model", "MODEL_NAMES", "ACTIVATIONS"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -26,7 +27,7 @@ ACTIVATIONS = {
     "silu": nn.SiLU,
 }
 
-MODEL_NAMES = ("mlp", "resnet20", "resnet56")
+MODEL_NAMES = ("mlp", "resnet20", "resnet56", "resnet18")
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
@@ -153,9 +154,7 @@ class CifarResNet(nn.Module):
             raise ValueError(f"depth must be 6n+2 for an int n >= 1 (20, 32, 44, 56, ...), got {depth}")
         _check_positive_int("n_classes", n_classes, 2)
         _check_positive_int("width", width)
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in input_shape):
-            raise ValueError(f"input_shape must be three positive ints (C, H, W), got {input_shape!r}")
+        input_shape = _check_image_shape(input_shape)
         n = (depth - 2) // 6
         self.input_shape = input_shape
         self.conv = nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False)
@@ -183,6 +182,76 @@ class CifarResNet(nn.Module):
         return self.head(self.features(x))
 
 
+class _ProjectionBlock(nn.Module):
+    """ResNet basic block with a 1×1 conv + BN projection shortcut when the shape changes (option B)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 for small images (the common CIFAR variant): a 3×3 stride-1 stem without max-pooling,
+    four stages of two basic blocks with widths w, 2w, 4w, 8w (w = 64: 11.17 M parameters for 10
+    classes), strides 1, 2, 2, 2, projection shortcuts, global average pooling, a linear head.
+
+    Flat inputs (N × D) are reshaped to ``input_shape`` = (C, H, W); any H, W >= 1 works (the pooling is
+    global), 32 × 32 is what it is sized for.
+
+    Args:
+        n_classes: output width.
+        input_shape: (C, H, W) of one sample.
+        width: channels of the first stage (64).
+    """
+
+    def __init__(self, n_classes: int, *, input_shape: Sequence[int] = (3, 32, 32), width: int = 64) -> None:
+        super().__init__()
+        _check_positive_int("n_classes", n_classes, 2)
+        _check_positive_int("width", width)
+        input_shape = _check_image_shape(input_shape)
+        self.input_shape = input_shape
+        self.conv = nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        blocks: list[nn.Module] = []
+        c = width
+        for stage in range(4):
+            c_out = width * 2**stage
+            for i in range(2):
+                blocks.append(_ProjectionBlock(c, c_out, 2 if (stage > 0 and i == 0) else 1))
+                c = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(c, n_classes)
+        self.n_classes = n_classes
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled activations of the last stage (N × 8·width)."""
+        if x.dim() == 2:
+            x = x.reshape(x.shape[0], *self.input_shape)
+        out = F.relu(self.bn(self.conv(x)))
+        return self.blocks(out).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _check_image_shape(input_shape) -> tuple[int, int, int]:
+    shape = tuple(input_shape)
+    if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(f"input_shape must be three positive ints (C, H, W), got {shape!r}")
+    return shape  # type: ignore[return-value]
+
+
 def default_image_shape(in_features: int) -> tuple[int, int, int]:
     """Pick (C, H, W) for a flat input of width D: the largest square side s in 32, 16, ..., 1 with
     s² dividing D, and C = D / s². 3072 → (3, 32, 32); 128 → (2, 8, 8); 512 → (2, 16, 16)."""
@@ -207,10 +276,10 @@ def make_model(
     """Build a model by name.
 
     Args:
-        name: ``mlp``, ``resnet20`` or ``resnet56``.
+        name: ``mlp``, ``resnet20``, ``resnet56`` or ``resnet18``.
         in_features: flat input width D.
         n_classes: number of classes (output width).
-        width: MLP hidden width (default 512) or ResNet first-stage channels (default 16).
+        width: MLP hidden width (default 512) or ResNet first-stage channels (default 16; 64 for ResNet-18).
         depth: MLP hidden layers (default 3); ignored by the ResNets, whose depth is in the name.
         activation: MLP activation (``relu``, ``gelu``, ``tanh``, ``silu``).
         batchnorm: MLP BatchNorm after each hidden layer (ResNets always use BatchNorm).
@@ -225,11 +294,13 @@ def make_model(
             activation=activation,
             batchnorm=batchnorm,
         )
-    if name in ("resnet20", "resnet56"):
+    if name in ("resnet20", "resnet56", "resnet18"):
         shape = default_image_shape(in_features) if input_shape is None else tuple(input_shape)
         if math.prod(shape) != in_features:
             raise ValueError(
                 f"input_shape {shape} has {math.prod(shape)} elements but in_features is {in_features}"
             )
+        if name == "resnet18":
+            return ResNet18(n_classes, input_shape=shape, width=64 if width is None else width)
         return CifarResNet(int(name[6:]), n_classes, input_shape=shape, width=16 if width is None else width)
     raise ValueError(f"model must be one of {list(MODEL_NAMES)} (or pass an nn.Module), got {name!r}")

@@ -17,7 +17,7 @@ OPTIMIZERS = ("fused", "torch")
 # Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
 # under a config that differs only in these.
 _OBSERVATION_FIELDS = frozenset(
-    {"progress", "checkpoint_every", "plots", "eval_every", "eval_train", "cuda_graph", "device"}
+    {"progress", "checkpoint_every", "plots", "eval_every", "eval_train", "cuda_graph", "device", "data_dir"}
 )
 
 
@@ -53,6 +53,22 @@ class TrainConfig:
             ``train_eval``: accuracy, per group, clean samples, memorized fraction of flipped samples).
         checkpoint_every: write ``checkpoint.pt`` every k epochs (0: only at the end); needs an out_dir.
         plots: write PNG curves at the end; progress: tqdm bar (quiet when stderr is not a TTY).
+    Real images (:mod:`lrdecay.images`; used when ``train`` is not given a dataset):
+        data: None (the pattern dataset of ``preset``) or ``"cifar10"``, ``"cifar100"``, ``"digits"``,
+            ``"folder"`` (a class-per-subfolder tree, with optional ``train/`` and ``test/`` or ``val/``).
+            The whole test split is the test set (``n_test=0``: none); ``label_noise`` flips training
+            labels symmetrically (seeded by ``seed``); ``preset``, ``n_train`` and ``probe_groups`` are
+            not used.
+        data_dir: the folder holding the data (not used by ``digits``; never downloaded).
+        image_size: side of the images decoded from a folder.
+        train_subset: train on a class-balanced subset of this many training images (None: all).
+        augment: ``"auto"`` (the data's default: crop+flip for CIFAR and folders, none for digits),
+            ``"none"``, ``"crop"``, ``"flip"`` or ``"crop+flip"``, applied on the device inside the step,
+            seeded by (seed, epoch, image); crop_padding: zero pixels around the image for the crop.
+        channels_last: model and image batches in ``torch.channels_last`` memory format (faster
+            convolutions on CUDA tensor cores).
+        amp: bfloat16 autocast for forward and loss (meant for CUDA; on the CPU it is slow but works);
+            parameters, gradients and the optimizer stay float32.
     """
 
     # data
@@ -92,6 +108,15 @@ class TrainConfig:
     checkpoint_every: int = 0
     plots: bool = True
     progress: bool = True
+    # real images
+    data: str | None = None
+    data_dir: str | None = None
+    image_size: int = 32
+    train_subset: int | None = None
+    augment: str = "auto"
+    crop_padding: int = 4
+    channels_last: bool = False
+    amp: bool = False
 
     def __post_init__(self) -> None:
         self.milestones = list(self.milestones) if isinstance(self.milestones, (list, tuple)) else self.milestones
@@ -157,6 +182,34 @@ class TrainConfig:
         _int("checkpoint_every", self.checkpoint_every, 0)
         _bool("plots", self.plots)
         _bool("progress", self.progress)
+        self._validate_images()
+
+    def _validate_images(self) -> None:
+        from lrdecay.augment import AUGMENTS
+        from lrdecay.images import IMAGE_DATASETS
+
+        if self.data is not None:
+            _str("data", self.data)
+            if self.data not in IMAGE_DATASETS:
+                raise ValueError(f"data must be None (the pattern preset) or one of {list(IMAGE_DATASETS)}, got {self.data!r}")
+            if self.data != "digits" and self.data_dir is None:
+                raise ValueError(f"data={self.data!r} needs data_dir: the folder holding it (nothing is downloaded)")
+            if self.probe_groups:
+                raise ValueError(f"probe_groups needs the pattern groups of a synthetic preset; data={self.data!r} "
+                                 f"has none (set probe_groups=False)")
+        if self.data_dir is not None:
+            _str("data_dir", self.data_dir)
+            if self.data in (None, "digits"):
+                raise ValueError(f"data_dir is only used with data = 'cifar10', 'cifar100' or 'folder', got data={self.data!r}")
+        _int("image_size", self.image_size, 1)
+        if self.train_subset is not None:
+            _int("train_subset", self.train_subset, 1)
+        _str("augment", self.augment)
+        if self.augment not in ("auto", *AUGMENTS):
+            raise ValueError(f"augment must be one of {['auto', *AUGMENTS]}, got {self.augment!r}")
+        _int("crop_padding", self.crop_padding, 0)
+        _bool("channels_last", self.channels_last)
+        _bool("amp", self.amp)
 
     # ------------------------------------------------------------------ derived values
     def decay_epochs(self) -> list[int]:

@@ -3,6 +3,10 @@
 Accepted: a :class:`lrdecay.data.PatternDataset` (or any object with ``x``/``y`` attributes and optional
 ``group``, ``flipped``, ``y_clean``, ``group_names``, ``n_classes``), a dict with those keys, or an
 ``(x, y)`` tuple. Arrays may be numpy arrays or torch tensors.
+
+Images: a uint8 ``x`` of shape (n, C, H, W) (an :class:`lrdecay.images.ImageDataset`, or any such array)
+stays uint8 on the device; the trainer normalizes and augments batches inside the step. Its per-channel
+``mean``/``std`` (of ``x / 255``) come from the object when it has them, else from the pixels.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ __all__ = ["DeviceData", "as_device_data"]
 
 @dataclass
 class DeviceData:
-    """A dataset resident on one device. ``x`` is float32 (N × ...), labels int64, ``group`` int64."""
+    """A dataset resident on one device. ``x`` is float32 (N × ...) or, for images, uint8 (N, C, H, W);
+    labels int64, ``group`` int64. Images carry per-channel ``mean``/``std`` of ``x / 255`` and the
+    augmentation their source suggests (``default_augment``)."""
 
     name: str
     x: torch.Tensor
@@ -30,6 +36,14 @@ class DeviceData:
     group_names: tuple[str, ...]
     n_classes: int
     fingerprint: str
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    default_augment: str = "none"
+
+    @property
+    def is_image(self) -> bool:
+        """uint8 images (N, C, H, W), normalized and augmented inside the step."""
+        return self.x.dtype == torch.uint8
 
     @property
     def n(self) -> int:
@@ -99,10 +113,13 @@ def as_device_data(
         raise ValueError(f"{name} must have at least 1 sample, got 0")
     if tuple(y.shape) != (n,):
         raise ValueError(f"{name}.y must have shape ({n},) to match {name}.x, got {tuple(y.shape)}")
-    if isinstance(x, np.ndarray) and not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name}.x must be floating point, got {x.dtype}")
-    if isinstance(x, torch.Tensor) and not x.is_floating_point():
-        raise TypeError(f"{name}.x must be floating point, got {x.dtype}")
+    is_image = x.dtype == (torch.uint8 if isinstance(x, torch.Tensor) else np.uint8)
+    if is_image and x.ndim != 4:
+        raise ValueError(f"{name}.x: uint8 images must have shape (n, C, H, W), got {tuple(x.shape)}")
+    if isinstance(x, np.ndarray) and not (is_image or np.issubdtype(x.dtype, np.floating)):
+        raise TypeError(f"{name}.x must be floating point, or uint8 images (n, C, H, W), got {x.dtype}")
+    if isinstance(x, torch.Tensor) and not (is_image or x.is_floating_point()):
+        raise TypeError(f"{name}.x must be floating point, or uint8 images (n, C, H, W), got {x.dtype}")
     y_np = y.cpu().numpy() if isinstance(y, torch.Tensor) else y
     if not np.issubdtype(y_np.dtype, np.integer):
         raise TypeError(f"{name}.y must be integer class labels, got {y_np.dtype}")
@@ -160,9 +177,12 @@ def as_device_data(
         a_np = a.cpu().numpy() if isinstance(a, torch.Tensor) else a
         h.update(str((a_np.dtype.str, a_np.shape)).encode())
         h.update(np.ascontiguousarray(a_np).data)
+    image: dict[str, Any] = {}
+    if is_image:
+        image = _image_info(name, obj, x)
     return DeviceData(
         name=name,
-        x=_to_tensor(x, torch.float32, device),
+        x=_to_tensor(x, torch.uint8 if is_image else torch.float32, device),
         y=_to_tensor(y_np, torch.int64, device),
         y_clean=None if extras["y_clean"] is None else _to_tensor(extras["y_clean"], torch.int64, device),
         group=None if g is None else _to_tensor(g, torch.int64, device),
@@ -170,4 +190,23 @@ def as_device_data(
         group_names=names,
         n_classes=k,
         fingerprint=h.hexdigest(),
+        **image,
     )
+
+
+def _image_info(name: str, obj: Any, x) -> dict[str, Any]:
+    """mean/std/default_augment of uint8 images: the object's own, else computed from the pixels."""
+    from lrdecay.augment import AUGMENTS
+    from lrdecay.images import channel_stats
+
+    c = int(x.shape[1])
+    mean, std = _get(obj, "mean"), _get(obj, "std")
+    if mean is None or std is None or not len(mean) or not len(std):
+        mean, std = channel_stats(x.cpu().numpy() if isinstance(x, torch.Tensor) else x)
+    mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f"{name}: mean and std must have one value per channel ({c}), got {mean} and {std}")
+    aug = _get(obj, "default_augment") or "none"
+    if aug not in AUGMENTS:
+        raise ValueError(f"{name}.default_augment must be one of {list(AUGMENTS)}, got {aug!r}")
+    return {"mean": mean, "std": std, "default_augment": aug}

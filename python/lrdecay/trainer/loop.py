@@ -9,6 +9,7 @@ in a CUDA graph and replayed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ from torch import nn
 from lrdecay.trainer.checkpoint import load_checkpoint, save_checkpoint
 from lrdecay.trainer.config import TrainConfig
 from lrdecay.trainer.graphs import GraphedStep
+from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
 from lrdecay.trainer.logs import JsonlWriter, write_csv
 
@@ -140,6 +142,9 @@ class Trainer:
             self.test_data[str(name)] = as_device_data(
                 ds, self.device, name=f"test_sets[{name!r}]", n_classes=self.data.n_classes
             )
+        check_image_sets(self.data, self.test_data)
+        # uint8 images: normalized (and augmented, seeded per epoch) on the device inside the step
+        self.pipeline = make_pipeline(cfg, self.data, self.device)
         n = self.data.n
         self.batch_size = n if cfg.batch_size is None else cfg.batch_size
         if self.batch_size > n:
@@ -164,8 +169,11 @@ class Trainer:
                     depth=cfg.depth,
                     activation=cfg.activation,
                     batchnorm=cfg.batchnorm,
+                    input_shape=tuple(self.data.x.shape[1:]) if self.data.x.dim() == 4 else None,
                 )
         self.model = model.to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self._check_model()
 
         # ---- optimizer + schedule
@@ -208,6 +216,10 @@ class Trainer:
     # ================================================================== construction helpers
     @staticmethod
     def _build_datasets(cfg: TrainConfig):
+        if cfg.data is not None:
+            from lrdecay.trainer.image_inputs import build_image_datasets
+
+            return build_image_datasets(cfg)
         from lrdecay.data import pattern_dataset
 
         train_ds = pattern_dataset(
@@ -228,8 +240,8 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()  # a probe forward must not touch BatchNorm running statistics
         try:
-            with torch.no_grad():
-                out = self.model(self.data.x[: min(2, self.data.n)])
+            with torch.no_grad(), self._autocast():
+                out = self.model(self._input(self.data.x[: min(2, self.data.n)]))
         except Exception as exc:
             raise ValueError(
                 f"model failed on a batch of the dataset (x shape {tuple(self.data.x.shape[1:])}): {exc}"
@@ -318,12 +330,27 @@ class Trainer:
         return ledger
 
     # ================================================================== the step
+    def _input(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's input for a batch of data: uint8 images normalized, and augmented when ``idx`` (the
+        batch's sample indices, which seed each image's draws with the epoch) is given; float features
+        as they are."""
+        if self.pipeline is None:
+            return x
+        return self.pipeline.normalize(x) if idx is None else self.pipeline.train_batch(x, idx)
+
+    def _autocast(self):
+        """bfloat16 autocast with ``amp=True`` (no weight-cast cache, so CUDA graph capture stays valid)."""
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+
     def _step(self, idx: torch.Tensor) -> None:
         """One SGD step on the samples ``idx``; records their predictions and losses in place."""
-        xb = self.data.x.index_select(0, idx)
+        xb = self._input(self.data.x.index_select(0, idx), idx)
         yb = self.data.y.index_select(0, idx)
-        out = self.model(xb)
-        losses = F.cross_entropy(out, yb, reduction="none")
+        with self._autocast():
+            out = self.model(xb)
+            losses = F.cross_entropy(out, yb, reduction="none")
         self.optimizer.zero_grad()
         losses.mean().backward()
         self.optimizer.step()
@@ -368,6 +395,8 @@ class Trainer:
             self.pred_buf.fill_(-1)
             self.loss_buf.zero_()
         self.perm.copy_(self.epoch_permutation(self.epoch))
+        if self.pipeline is not None:
+            self.pipeline.set_epoch(subseed(self.config.seed, "augment", self.epoch))
         self.model.train()
         if self.use_graph:
             self.batch_counter.fill_(min(self.batch, n_full))
@@ -481,8 +510,10 @@ class Trainer:
             pred = torch.empty(d.n, dtype=torch.int64, device=self.device)
             loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             for s in range(0, d.n, self.eval_batch_size):
-                logits = self.model(d.x[s : s + self.eval_batch_size])
-                loss_sum += F.cross_entropy(logits, d.y[s : s + self.eval_batch_size], reduction="sum").double()
+                with self._autocast():
+                    logits = self.model(self._input(d.x[s : s + self.eval_batch_size]))
+                    loss = F.cross_entropy(logits, d.y[s : s + self.eval_batch_size], reduction="sum")
+                loss_sum += loss.double()
                 pred[s : s + self.eval_batch_size] = logits.argmax(1)
         finally:
             self.model.train(was_training)
@@ -502,6 +533,7 @@ class Trainer:
             str(k): v if isinstance(v, DeviceData) else as_device_data(v, self.device, name=f"test_sets[{k!r}]", n_classes=self.data.n_classes)
             for k, v in test_sets.items()
         }
+        check_image_sets(self.data, sets)
         was_training = self.model.training
         self.model.eval()
         out: dict[str, dict] = {}
@@ -511,9 +543,11 @@ class Trainer:
                 loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
                 correct = torch.empty(d.n, dtype=torch.bool, device=self.device)
                 for s in range(0, d.n, self.eval_batch_size):
-                    logits = self.model(d.x[s : s + self.eval_batch_size])
                     yb = d.y[s : s + self.eval_batch_size]
-                    loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+                    with self._autocast():
+                        logits = self.model(self._input(d.x[s : s + self.eval_batch_size]))
+                        loss = F.cross_entropy(logits, yb, reduction="sum")
+                    loss_sum += loss.double()
                     correct[s : s + self.eval_batch_size] = logits.argmax(1) == yb
                 hits = correct.sum()
                 res = {"acc": None, "loss": None}
@@ -542,18 +576,22 @@ class Trainer:
         """
         if not isinstance(x, (torch.Tensor, np.ndarray)):
             x = as_device_data(x, self.device, name="x", n_classes=self.data.n_classes).x
-        x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        if self.pipeline is not None:  # images: uint8 in, normalized like the training data
+            x = torch.as_tensor(x, device=self.device)
+            if x.dtype != torch.uint8 or tuple(x.shape[1:]) != tuple(self.data.x.shape[1:]):
+                raise TypeError(f"x must be uint8 images of shape (n, {', '.join(map(str, self.data.x.shape[1:]))}) "
+                                f"like the training data, got {x.dtype} {tuple(x.shape)}")
+        else:
+            x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
         was_training = self.model.training
         self.model.eval()
         try:
             chunks = []
             feat = getattr(self.model, "features", None)
             for s in range(0, x.shape[0], batch_size):
-                xb = x[s : s + batch_size]
-                if callable(feat):
-                    chunks.append(feat(xb))
-                else:
-                    chunks.append(_last_linear_input(self.model, xb))
+                xb = self._input(x[s : s + batch_size])
+                with self._autocast():
+                    chunks.append((feat(xb) if callable(feat) else _last_linear_input(self.model, xb)).float())
             return torch.cat(chunks)
         finally:
             self.model.train(was_training)
