@@ -294,3 +294,28 @@ def check_float64_exact(backend: str, steps: int, seed: int, schedule=None, torc
         assert (mb is None) == (mb_ref is None), f"param {i}: momentum buffer presence differs"
         if mb is not None:
             assert torch.equal(mb, mb_ref), f"param {i}: momentum buffer differs"
+
+
+def check_empty_params(backend: str, steps: int = 3) -> None:
+    """Parameters with no elements (``nn.Linear(0, 3)``'s weight, a ``zeros(0)``) beside normal ones:
+    stepped like torch.optim.SGD steps them, momentum buffers included."""
+    for kw in (dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True)):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(0, 3)
+        extra = torch.zeros(0, requires_grad=True)
+        ours = [*model.parameters(), extra]
+        ref = clone_params(ours)
+        opt = FusedSGD(ours, backend=backend, **kw)
+        ref_opt = torch.optim.SGD(ref, **kw)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(steps):
+            feed_grads(ours, ref, gen, 0.0, inplace=False)
+            opt.step()
+            ref_opt.step()
+        for p, q in zip(ours, ref):
+            assert torch.equal(p.detach(), q.detach())
+            a = opt.state[p].get("momentum_buffer") if p in opt.state else None
+            b = ref_opt.state[q].get("momentum_buffer") if q in ref_opt.state else None
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a.shape == b.shape and torch.equal(a, b)

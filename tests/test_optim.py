@@ -212,8 +212,11 @@ def test_native_step_rejects_bad_lists_and_writes_nothing():
     with pytest.raises(TypeError):
         _native.sgd_step_f32_ptrs(["a"], ptr(g)[:1], None, [4], **kw)
     assert all(bool((t == 1).all()) for t in p)
+    # a tensor with no elements has data_ptr() 0: accepted and skipped
+    _native.sgd_step_f32_ptrs([0, *ptr(p)], [0, *ptr(g)], None, [0, 4, 3], **kw)
+    assert all(bool((t == 0.9).all()) for t in p)
     _native.sgd_step_f32_ptrs(ptr(p), ptr(g), None, [4, 3], **kw)  # the well-formed call does step
-    assert all(torch.allclose(t, torch.full_like(t, 0.9)) for t in p)
+    assert all(torch.allclose(t, torch.full_like(t, 0.8)) for t in p)
 
 
 def test_cpu_fast_path_is_taken_for_float32(monkeypatch):
@@ -278,3 +281,8 @@ def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
     assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"] == pytest.approx(0.01)
     for a, b in zip(params, eager_params):
         assert torch.equal(a, b)
+
+
+def test_parameters_with_no_elements():
+    # Issue 10.7: "every address must be a non-null, 4-byte aligned float32 buffer" for nn.Linear(0, 3).
+    P.check_empty_params(BACKEND)

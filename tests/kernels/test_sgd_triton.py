@@ -176,3 +176,7 @@ def test_compiled_step_advances_the_device_schedule():
     (c0, d0, lr0, p0), (c1, d1, lr1, p1) = results
     assert c0 == d0 == c1 == d1 == 4 and lr0 == lr1 == pytest.approx(0.1)
     assert torch.equal(p0, p1)
+
+
+def test_parameters_with_no_elements():
+    P.check_empty_params(BACKEND, steps=2)
