@@ -40,13 +40,12 @@ Differences from torch.optim.SGD, by design:
 from __future__ import annotations
 
 import importlib.util
-import math
-from numbers import Real
 from typing import Any, Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
 
+from lrdecay._validate import check_real
 from lrdecay.schedules import Schedule
 
 __all__ = ["FusedSGD", "SparseGradientError"]
@@ -70,17 +69,15 @@ def _triton_available() -> bool:
 
 
 def _validate_hyper(values: dict[str, Any]) -> None:
-    """torch.optim.SGD's checks and messages, plus type checks; raises before anything is changed."""
+    """torch.optim.SGD's checks and messages, plus type and finiteness checks; raises before anything
+    is changed."""
     for name in _HYPER:
         if name not in values:
             continue
         v = values[name]
         if isinstance(v, torch.Tensor):
             raise TypeError(f"{name} must be a Python float, not a tensor (for a device-side LR use schedule=)")
-        if isinstance(v, bool) or not isinstance(v, Real):
-            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-        if math.isnan(v):
-            raise ValueError(f"{name} must not be NaN")
+        check_real(name, v)
     if values.get("lr", 0.0) < 0.0:
         raise ValueError(f"Invalid learning rate: {values['lr']}")
     if values.get("momentum", 0.0) < 0.0:
