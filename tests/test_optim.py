@@ -286,3 +286,26 @@ def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
 def test_parameters_with_no_elements():
     # Issue 10.7: "every address must be a non-null, 4-byte aligned float32 buffer" for nn.Linear(0, 3).
     P.check_empty_params(BACKEND)
+
+
+def test_a_tensor_or_a_set_as_params_is_treated_like_torch():
+    # Issue 10.5: FusedSGD(torch.zeros(3, 2)) took the rows as three parameters; a set gave no warning.
+    import warnings
+
+    for make in (lambda p: torch.optim.SGD(p, lr=0.1), lambda p: FusedSGD(p, lr=0.1)):
+        for tensor in (torch.zeros(3, 2), torch.zeros(3, 2, requires_grad=True)):
+            with pytest.raises(TypeError) as info:
+                make(tensor)
+            assert "should be an iterable of Tensors or dicts, but got torch.FloatTensor" in str(info.value)
+    caught = []
+    for make in (lambda p: torch.optim.SGD(p, lr=0.1), lambda p: FusedSGD(p, lr=0.1)):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            opt = make({torch.zeros(2, requires_grad=True)})
+        caught.append([(x.category, str(x.message)) for x in w if "ordered collections" in str(x.message)])
+        assert len(opt.param_groups[0]["params"]) == 1
+    assert caught[0] == caught[1] and len(caught[1]) == 1
+    # in a param group, a set is an error for both
+    for cls in (torch.optim.SGD, FusedSGD):
+        with pytest.raises(TypeError, match="ordered collections"):
+            cls([{"params": {torch.zeros(2, requires_grad=True)}}], lr=0.1)

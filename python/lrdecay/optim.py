@@ -40,6 +40,7 @@ Differences from torch.optim.SGD, by design:
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any, Callable, Iterable
 
 import torch
@@ -172,6 +173,20 @@ class FusedSGD(Optimizer):
             )
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        # torch.optim.Optimizer's own checks, before the list() below would hide them.
+        if isinstance(params, torch.Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
+                + torch.typename(params)
+            )
+        if isinstance(params, set):
+            warnings.warn(
+                "optimizer parameters need to be organized in ordered collections, but the ordering of tensors "
+                "in sets will change between runs. Please use a list instead. This will be an error in a future "
+                "release.",
+                FutureWarning,
+                stacklevel=2,
+            )
         params = list(params)
         self._requested_backend = backend
         self.schedule = schedule
