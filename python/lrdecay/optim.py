@@ -52,6 +52,9 @@ from lrdecay.schedules import Schedule
 __all__ = ["FusedSGD", "SparseGradientError"]
 
 _BACKENDS = ("auto", "torch", "triton")
+# The dtypes both backends step (the kernel's lrdecay.kernels.sgd_step.DTYPES; kept here so that
+# importing the optimizer does not import triton).
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _HYPER = ("lr", "momentum", "dampening", "weight_decay")
 
 
@@ -237,8 +240,10 @@ class FusedSGD(Optimizer):
         for t in tensors:
             if isinstance(t, torch.Tensor) and t.is_sparse:
                 raise SparseGradientError("FusedSGD does not support sparse parameters")
-            if isinstance(t, torch.Tensor) and not t.is_floating_point():
-                raise TypeError(f"FusedSGD optimizes floating-point parameters only, got dtype {t.dtype}")
+            if isinstance(t, torch.Tensor) and t.dtype not in _DTYPES:
+                raise TypeError(
+                    f"FusedSGD optimizes float32, float64, float16 and bfloat16 parameters, got dtype {t.dtype}"
+                )
         if self.backend == "triton":
             devs = {t.device for t in tensors if isinstance(t, torch.Tensor)}
             from lrdecay.kernels import interpreting

@@ -34,10 +34,15 @@ import triton.language as tl
 from lrdecay.kernels import interpreting
 from lrdecay.schedules import GEOMETRIC, PERIODIC, PIECEWISE
 
-__all__ = ["sgd_step", "BLOCK", "interpreting", "float_bits"]
+__all__ = ["sgd_step", "BLOCK", "interpreting", "float_bits", "DTYPES", "constexprs", "launch_variants"]
 
 BLOCK = 1024
 NO_SCHEDULE = 0
+#: The parameter dtypes the kernel steps (FusedSGD refuses others).
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# Arithmetic exactly as written: the fused multiply-adds torch does are explicit tl.fma calls, and no
+# other multiply and add may be contracted into one (Triton's default for this is changing).
+_COMPILE_OPTIONS = {"enable_fp_fusion": False}
 
 
 @triton.jit
@@ -182,6 +187,55 @@ def _max_programs(device: torch.device) -> int:
     return _SM_COUNT[idx] * 16
 
 
+def constexprs(
+    dtype: torch.dtype,
+    *,
+    momentum: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first_step: bool,
+    kind: int,
+    warmup: bool,
+    increment: bool,
+) -> dict[str, int | bool]:
+    """The compile-time constants of the launch :func:`sgd_step` makes for these arguments (flags that
+    cannot matter are normalised, so equivalent launches share one compiled kernel)."""
+    has_momentum = momentum != 0
+    scheduled = kind != NO_SCHEDULE
+    return dict(
+        BLOCK=BLOCK,
+        HAS_WD=weight_decay != 0,
+        HAS_MOMENTUM=has_momentum,
+        FIRST_STEP=bool(first_step) and has_momentum,
+        NESTEROV=bool(nesterov) and has_momentum,
+        MAXIMIZE=bool(maximize),
+        KIND=kind,
+        WARMUP=bool(warmup) and scheduled,
+        INCREMENT=bool(increment) and scheduled,
+        F64=dtype == torch.float64,
+    )
+
+
+def launch_variants() -> list[tuple[torch.dtype, dict[str, int | bool]]]:
+    """Every (parameter dtype, constexprs) that :func:`sgd_step` can launch, from :func:`constexprs`
+    over every combination of its arguments (tests/kernels/test_aot_compile.py compiles them all)."""
+    import itertools
+
+    seen: dict[tuple, tuple[torch.dtype, dict]] = {}
+    flags = (False, True)
+    for dtype, momentum, wd, nesterov, maximize, first, kind, warmup, increment in itertools.product(
+        DTYPES, (0.0, 0.9), (0.0, 1e-4), flags, flags, flags, (NO_SCHEDULE, PIECEWISE, GEOMETRIC, PERIODIC),
+        flags, flags,
+    ):
+        if nesterov and momentum == 0:  # FusedSGD refuses Nesterov without momentum
+            continue
+        c = constexprs(dtype, momentum=momentum, weight_decay=wd, nesterov=nesterov, maximize=maximize,
+                       first_step=first, kind=kind, warmup=warmup, increment=increment)
+        seen.setdefault((dtype, *c.items()), (dtype, c))
+    return list(seen.values())
+
+
 def sgd_step(
     p: torch.Tensor,
     g: torch.Tensor,
@@ -206,6 +260,8 @@ def sgd_step(
     """
     n = p.numel()
     has_momentum = momentum != 0
+    if p.dtype not in DTYPES:
+        raise TypeError(f"sgd_step steps {[str(d) for d in DTYPES]} parameters, got {p.dtype}")
     if n == 0 and not (schedule is not None and increment):
         return
     grid = (max(1, min(triton.cdiv(n, BLOCK), _max_programs(p.device))),)
@@ -231,15 +287,10 @@ def sgd_step(
         arrive_t,
         si,
         sf,
-        BLOCK=BLOCK,
-        HAS_WD=weight_decay != 0,
-        HAS_MOMENTUM=has_momentum,
-        FIRST_STEP=bool(first_step),
-        NESTEROV=bool(nesterov),
-        MAXIMIZE=bool(maximize),
-        KIND=kind,
-        WARMUP=bool(warmup),
-        INCREMENT=bool(increment),
-        F64=p.dtype == torch.float64,
+        **constexprs(
+            p.dtype, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+            first_step=first_step, kind=kind, warmup=warmup, increment=increment,
+        ),
         num_warps=4,
+        **_COMPILE_OPTIONS,
     )
