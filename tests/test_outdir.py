@@ -57,14 +57,26 @@ def test_existing_content_needs_resume_or_overwrite(tmp_path):
         assert _snapshot(tmp_path) == before  # resume keeps everything
     with pytest.raises(OutputDirError, match="exclude each other"):
         OutputDir(tmp_path, kind="test", resume=True, overwrite=True)
-    with OutputDir(tmp_path, kind="test", overwrite=True):  # marked as lrdecay's now: overwrite empties it
+    with pytest.raises(OutputDirError, match="does not write"):  # only declared outputs are deleted
+        OutputDir(tmp_path, kind="test", overwrite=True)
+    with OutputDir(tmp_path, kind="test", overwrite=True, outputs=["*.jsonl"]):
         assert _snapshot(tmp_path) == {}
 
 
-def test_overwrite_never_deletes_a_folder_lrdecay_did_not_write(tmp_path):
+def test_overwrite_never_deletes_what_lrdecay_did_not_write(tmp_path):
     (tmp_path / "thesis.tex").write_text("precious")
     (tmp_path / "log.jsonl").write_text("x")
-    with pytest.raises(OutputDirError, match="did not write.*thesis.tex"):
+    before = sorted(os.listdir(tmp_path))
+    # a refused claim leaves no marker behind: the folder does not become "lrdecay's" by being refused
+    for _ in range(2):
+        with pytest.raises(OutputDirError):
+            OutputDir(tmp_path, kind="test")
+        with pytest.raises(OutputDirError, match="does not write.*thesis.tex"):
+            OutputDir(tmp_path, kind="test", overwrite=True, outputs=["log.jsonl", "*.png"])
+        assert sorted(os.listdir(tmp_path)) == before
+    # nor after it held the folder (resume): overwrite still only deletes the declared outputs
+    OutputDir(tmp_path, kind="test", resume=True).release()
+    with pytest.raises(OutputDirError, match="thesis.tex"):
         OutputDir(tmp_path, kind="test", overwrite=True, outputs=["log.jsonl", "*.png"])
     assert (tmp_path / "thesis.tex").read_text() == "precious"
     # a folder from before folders were marked, holding only the declared outputs, may be replaced

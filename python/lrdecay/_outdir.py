@@ -6,8 +6,8 @@ The rule, for every command and API that writes a run's results into a folder (`
 - a folder that does not exist, or is empty, is created and used;
 - a folder that already holds something needs ``resume`` (continue the run that is there: its files are
   kept and rewritten as the run goes on) or ``overwrite`` (delete what is there first);
-  ``overwrite`` only deletes a folder lrdecay wrote (it has the marker file below, or holds nothing but
-  the file names the caller declares as its outputs), never an unrelated folder;
+  ``overwrite`` only deletes what the caller declares as its outputs (file name patterns); a folder that
+  holds anything else is refused as a whole, so nothing lrdecay did not write is ever deleted;
 - one writer per folder: the writer holds an exclusive lock (``flock``) on the marker file
   ``.lrdecay-run`` inside it for as long as it writes; a second writer, in this process or another,
   gets :class:`OutputDirBusy` naming the holder. The lock goes with the process, so a killed run
@@ -74,14 +74,15 @@ class OutputDir:
         kind: what writes it (``"train"``, ``"reproduce"``, ...), recorded in the marker and named in
             errors.
         resume: the caller continues the run already in the folder.
-        overwrite: the folder's current content is deleted (only if it is an lrdecay output folder).
-        outputs: glob patterns of the file names this kind of run writes (``"*.png"``, ``"log.jsonl"``):
-            a folder written before folders had a marker may be overwritten if it holds only these.
+        overwrite: the folder's current content is deleted first; refused unless every entry in it
+            matches ``outputs``.
+        outputs: glob patterns of the names this kind of run writes (``"*.png"``, ``"log.jsonl"``, a
+            subfolder's name): what ``overwrite`` may delete.
 
     Raises:
         OutputDirError: the folder holds something and neither ``resume`` nor ``overwrite`` was given;
-            ``overwrite`` of a folder that is not lrdecay's; ``resume`` together with ``overwrite``;
-            ``path`` is a file.
+            ``overwrite`` of a folder holding something else than ``outputs``; ``resume`` together with
+            ``overwrite``; ``path`` is a file. A refused claim leaves the folder as it was.
         OutputDirBusy: another writer holds the folder.
 
     Use as a context manager, or call :meth:`release` when done (the lock is also released when the
@@ -108,11 +109,12 @@ class OutputDir:
         self.created = not os.path.exists(self.path)
         os.makedirs(self.path, exist_ok=True)
         marker = os.path.join(self.path, MARKER)
-        had_marker = os.path.exists(marker)
+        self._had_marker = os.path.exists(marker)
         fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o666)
         if not _lock(fd):
             holder = _read_holder(fd)
             os.close(fd)
+            self._undo_create()
             raise OutputDirBusy(
                 f"{self.path} is being written by another lrdecay process{holder}: one writer per output "
                 f"folder; wait for it to finish or choose another folder"
@@ -123,15 +125,15 @@ class OutputDir:
             if content and not (resume or overwrite):
                 shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
                 raise OutputDirError(
-                    f"{self.path} already holds a {'run' if had_marker else 'folder with files'} ({shown}): "
-                    f"resume it (--resume) or replace it (--overwrite), or choose another folder"
+                    f"{self.path} already holds a {'run' if self._had_marker else 'folder with files'} "
+                    f"({shown}): resume it (--resume) or replace it (--overwrite), or choose another folder"
                 )
             if content and overwrite:
-                ours = had_marker or all(any(fnmatch.fnmatch(n, pat) for pat in outputs) for n in content)
-                if not ours:
+                foreign = [n for n in content if not any(fnmatch.fnmatch(n, pat) for pat in outputs)]
+                if foreign:
                     raise OutputDirError(
-                        f"{self.path} holds files lrdecay did not write ({', '.join(content[:5])}"
-                        f"{', ...' if len(content) > 5 else ''}): refusing to delete them; "
+                        f"{self.path} holds files a {kind} run does not write ({', '.join(foreign[:5])}"
+                        f"{', ...' if len(foreign) > 5 else ''}): refusing to delete them; "
                         f"choose another folder or empty it yourself"
                     )
                 for name in content:
@@ -143,8 +145,20 @@ class OutputDir:
             remove_stale_temp_files(self.path)
             _write_holder(fd, kind)
         except BaseException:
-            self.release()
+            self._fd = None
+            os.close(fd)
+            self._undo_create()
             raise
+
+    def _undo_create(self) -> None:
+        """After a refused claim: remove the marker this claim created, and the folder if it did too."""
+        try:
+            if not self._had_marker:
+                os.unlink(os.path.join(self.path, MARKER))
+            if self.created:
+                os.rmdir(self.path)
+        except OSError:
+            pass
 
     # ------------------------------------------------------------------ lifetime
 
