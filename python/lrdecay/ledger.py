@@ -177,7 +177,8 @@ class Ledger:
 
         Args:
             correct: bool (or uint8 0/1) array of length ``n_samples``: sample i was classified as its
-                observed (possibly noisy) label.
+                observed (possibly noisy) label. A bool array is read as numpy reads it (any nonzero
+                byte is True, e.g. a uint8 buffer viewed as bool); a uint8 array must hold only 0 and 1.
             pred: optional predicted labels, any integer dtype, values in ``[0, 2**31 - 1]``; kept as
                 :attr:`last_pred` and used for the ``predicted_clean`` summary.
         """
