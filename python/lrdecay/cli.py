@@ -215,27 +215,44 @@ def _run_experiments(names, args) -> int:
     import time
 
     from lrdecay import experiments
-    from lrdecay.experiments.common import RunCache
     from lrdecay.report import write_report
 
     preset = args.preset or _default_preset(args.device)
     seeds = _parse_seeds(args.seeds)
-    cache = RunCache()
-    results = {}
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.device not in (None, "auto", "cpu") and args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: CUDA is not available on this machine (use cpu or auto)")
+    # resolve and check every experiment's settings before anything is trained or written
+    from lrdecay.experiments.runner import resolve_settings
+
+    for n in names:
+        resolve_settings(experiments.get(n), preset, seeds=seeds, device=args.device)
     t0 = time.perf_counter()
-    os.makedirs(args.out, exist_ok=True)
-    for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name} ({experiments.NAMES[name]}), preset {preset}", file=sys.stderr, flush=True)
-        t = time.perf_counter()
-        results[name] = experiments.run(name, preset, seeds=seeds, out_dir=args.out, device=args.device, cache=cache)
-        print(f"[{i}/{len(names)}] {name}: {results[name]['verdict']['status']} ({time.perf_counter() - t:.0f} s)",
-              file=sys.stderr, flush=True)
+    print(f"lrdecay {args.command_line}: {', '.join(names)} on preset {preset}, {args.workers} worker(s); "
+          f"finished runs are kept in {os.path.join(args.out, 'runs')} (rerun the command to resume)",
+          file=sys.stderr, flush=True)
+    try:
+        results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
+                                      workers=args.workers)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command resumes",
+              file=sys.stderr)
+        return 130
+    from lrdecay.experiments.runner import resolve_settings as _rs
+
+    threads = {_rs(experiments.get(n), preset, seeds=seeds).get("threads") for n in names}
     meta = {
         "preset": preset,
         "seeds": seeds if seeds is not None else "preset default",
         "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")
-        + f" --out {args.out}",
+        + (f" --workers {args.workers}" if args.workers != 1 else "") + f" --out {args.out}",
         "wall_time": time.perf_counter() - t0,
+        "workers": args.workers,
+        "threads": min((t for t in threads if t), default=None),
         "notes": list(experiments.PRESET_NOTES.get(preset, [])),
     }
     paths = write_report(results, args.out, meta)
@@ -264,7 +281,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                     raise ValueError(f"--only must name experiments among {list(experiments.NAMES)}, got {n!r}")
                 if n and n not in names:
                     names.append(n)
-    args.command_line = "lrdecay reproduce" + "".join(f" --only {n}" for n in names if args.only)
+        if not names:
+            raise ValueError(f"--only must name at least one of {list(experiments.NAMES)}")
+    args.command_line = "lrdecay reproduce" + (f" --only {','.join(names)}" if args.only else "")
     return _run_experiments(names, args)
 
 
@@ -358,15 +377,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seeds", default=None, help="number of seeds (e.g. 3) or a list (e.g. 0,1,2); default: the preset's")
         p.add_argument("--out", default=out_default, help=f"output folder (default: {out_default})")
         p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the preset's)")
+        p.add_argument("--workers", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
+                       help="training processes, one torch thread each on CPU (default: 2 on a multi-core "
+                            "machine); use 1 on a GPU")
 
-    ru = sub.add_parser("run", help="run one experiment of the paper (results.json, report.md, PNGs)")
+    ru = sub.add_parser("run", help="run one experiment of the paper (results.json, report.md, PNGs)",
+                        description="Run one experiment of the paper and write its report section, results.json "
+                        "and PNGs into --out.")
     ru.add_argument("name", choices=list(NAMES), help="experiment: " + ", ".join(f"{n} ({c})" for n, c in NAMES.items()))
     add_experiment_flags(ru, "report")
     ru.set_defaults(func=_cmd_run)
 
-    rp = sub.add_parser("reproduce", help="run every experiment of the paper and write report/ (report.md, PNGs, results.json)")
+    rp = sub.add_parser(
+        "reproduce", help="run every experiment of the paper and write report/ (report.md, PNGs, results.json)",
+        description="Run the paper's experiments (C1-C7) on one preset and write report.md, results.json and the "
+        "PNGs into --out. Runs shared by several experiments are trained once; finished runs are kept in "
+        "OUT/runs/, so the same command resumes after Ctrl-C. Experiments: "
+        + ", ".join(f"{n} ({c})" for n, c in NAMES.items()) + ".",
+    )
     rp.add_argument("--only", action="append", default=None, metavar="NAME",
-                    help="run only these experiments (repeatable or comma-separated)")
+                    help="run only these experiments (repeatable or comma-separated): " + ", ".join(NAMES))
     add_experiment_flags(rp, "report")
     rp.set_defaults(func=_cmd_reproduce)
 

@@ -49,7 +49,7 @@ class MLP(nn.Module):
     With ``batchnorm=True`` each hidden linear layer is followed by ``BatchNorm1d`` before the activation.
     That makes the network scale-invariant in its hidden weights, which (with weight decay and a large
     learning rate) is what keeps SGD noise high enough to show the paper's effects on pattern datasets
-    (see PROTOTYPE.md: without it, the large LR memorized noisy labels *more*).
+    (see docs/PROTOTYPE.md: without it, the large LR memorized noisy labels *more*).
 
     Args:
         in_features: input width D (inputs are flattened to N × D).

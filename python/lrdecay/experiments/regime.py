@@ -32,7 +32,7 @@ __all__ = [
     "FIXED",
     "STAGES",
     "PILOT_SEEDS",
-    "CONFIRM_SEED",
+    "CONFIRM_SEEDS",
     "CRITERION",
     "COST_LIMIT_S",
     "PREMISE_MARGIN",
@@ -67,11 +67,11 @@ FIXED: dict[str, Any] = {
 }
 
 #: Pilot seeds: phase 1 trains every setting on these; never used for a reported verdict.
-PILOT_SEEDS = (1000, 1001)
-#: Phase 2: the best candidates of phase 1 get this third pilot seed.
-CONFIRM_SEED = 1002
+PILOT_SEEDS = (1000,)
+#: Phase 2: the best candidates of phase 1 get these further pilot seeds.
+CONFIRM_SEEDS = (1001, 1002)
 #: How many phase-1 candidates phase 2 confirms, per preset (quick: within the cost limit; full: any).
-N_CONFIRM = 4
+N_CONFIRM = 8
 #: lrDecay must beat both constant LRs by this much (final test accuracy) on every pilot seed.
 PREMISE_MARGIN = 0.02
 #: Seconds per training epoch of 32,000 samples, MLP 3×width + BatchNorm, batch 128, one torch thread,
@@ -87,10 +87,10 @@ CRITERION = f"""\
 Premise on seed s: lrDecay's final test accuracy (test set of the preset, at the setting's last epoch)
 is at least {PREMISE_MARGIN} above the constant large LR's AND at least {PREMISE_MARGIN} above the constant
 small LR's, each at the same epoch. Margin on seed s = lrDecay − max(large, small).
-Phase 1: every grid setting on pilot seeds {list(PILOT_SEEDS)}.
-Phase 2: among settings whose premise holds on both phase-1 seeds, the {N_CONFIRM} with the largest minimum
-margin within the cost limit, and the {N_CONFIRM} with the largest minimum margin overall, are trained on
-pilot seed {CONFIRM_SEED}.
+Phase 1: every grid setting on pilot seed {list(PILOT_SEEDS)}.
+Phase 2: among settings whose premise holds on the phase-1 seed, the {N_CONFIRM} with the largest margin
+within the cost limit, and the {N_CONFIRM} with the largest margin overall, are trained on pilot seeds
+{list(CONFIRM_SEEDS)}.
 Quick preset = among settings whose premise holds on all three pilot seeds and whose estimated lrDecay
 training time (epochs × n_train/32000 × seconds per 32k-sample epoch at that width, measured once) is
 <= {COST_LIMIT_S:.0f} s, the largest minimum margin over the three seeds (ties within 0.001: the cheaper). Full preset (one GPU) = the same without the cost limit.
@@ -287,7 +287,7 @@ def _per_setting(outs: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
 
 
 def confirm_candidates(outs: Sequence[Mapping[str, Any]]) -> list[dict]:
-    """Phase 2's settings: premise on both phase-1 seeds; the best :data:`N_CONFIRM` within the cost
+    """Phase 2's settings: premise on the phase-1 seed(s); the best :data:`N_CONFIRM` within the cost
     limit and the best :data:`N_CONFIRM` overall, by minimum margin."""
     by = _per_setting([o for o in outs if o["seed"] in PILOT_SEEDS])
     ok = [s for s in by.values() if s["all_premise"] and sorted(s["seeds"]) == sorted(PILOT_SEEDS)]
@@ -303,7 +303,7 @@ def confirm_candidates(outs: Sequence[Mapping[str, Any]]) -> list[dict]:
 def select(outs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Apply :data:`CRITERION` to the phase 1 + 2 outcomes: ``{"quick": point or None, "full": ...,
     "ranking": [...]}``."""
-    seeds = sorted([*PILOT_SEEDS, CONFIRM_SEED])
+    seeds = sorted([*PILOT_SEEDS, *CONFIRM_SEEDS])
     by = _per_setting(outs)
     ok = [s for s in by.values() if s["all_premise"] and sorted(s["seeds"]) == seeds]
 
@@ -399,6 +399,70 @@ def regime_map(outs: Sequence[Mapping[str, Any]], path: str, *, seeds: Sequence[
     return path
 
 
+def axis_summary(outs: Sequence[Mapping[str, Any]], seeds: Sequence[int] = PILOT_SEEDS) -> list[dict]:
+    """For each value of each grid axis, over the settings holding it (phase-1 seeds): the mean of
+    lrDecay's advantage over the large and the small LR, the mean margin, lrDecay's mean eval-mode memorized
+    fraction, and how many settings met the premise."""
+    rows = []
+    sel = [o for o in outs if o["seed"] in seeds]
+    for axis, values in GRID.items():
+        for v in values:
+            group = [o for o in sel if o[axis] == v]
+            if not group:
+                continue
+            rows.append({
+                "axis": axis, "value": v, "settings": len(group),
+                "adv_large": float(np.mean([o["adv_large"] for o in group])),
+                "adv_small": float(np.mean([o["adv_small"] for o in group])),
+                "margin": float(np.mean([o["margin"] for o in group])),
+                "memorized_eval_lrDecay": float(np.mean([o["memorized_eval_lrDecay"] for o in group])),
+                "premise": sum(1 for o in group if o["premise"]),
+            })
+    return rows
+
+
+def write_summary(out_dir: str, sel: Mapping[str, Any], outs: Sequence[Mapping[str, Any]]) -> str:
+    """``REGIME.md``: what the search found (per-axis effects, the best settings, the picks)."""
+    from lrdecay._atomic import atomic_write
+
+    phase1 = [o for o in outs if o["seed"] in PILOT_SEEDS]
+    n_pass = sum(1 for o in phase1 if o["premise"])
+    lines = [
+        "# Regime search — results",
+        "",
+        "Pre-registration: [PREREGISTRATION.md](PREREGISTRATION.md). Command: `lrdecay regime --out docs/regime`.",
+        f"Phase 1: {len(phase1)} settings on pilot seed {list(PILOT_SEEDS)}; the premise (lrDecay's final test "
+        f"accuracy ≥ both constant LRs' + {PREMISE_MARGIN}) held in {n_pass}. Phase 2 confirmed "
+        f"{len(sel.get('phase2_candidates', []))} candidates on pilot seeds {list(CONFIRM_SEEDS)}.",
+        "",
+        "![regime map](regime_map.png)",
+        "",
+        "## Effect of each axis (phase 1, mean over the settings with that value)",
+        "",
+        "| axis | value | settings | lrDecay − large | lrDecay − small | margin | lrDecay memorized (eval) | premise met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in axis_summary(outs):
+        lines.append(f"| {r['axis']} | {r['value']} | {r['settings']} | {r['adv_large']:+.3f} | {r['adv_small']:+.3f} | "
+                     f"{r['margin']:+.3f} | {r['memorized_eval_lrDecay']:.3f} | {r['premise']} |")
+    lines += ["", "## Best settings (minimum margin over the pilot seeds each was trained on)", "",
+              "| setting | seeds | margins | min margin | est. cost (s) | mean wall (s) |", "|---|---|---|---|---|---|"]
+    for r in sel["ranking"][:15]:
+        lines.append(f"| `{r['setting']}` | {r['seeds']} | {', '.join(f'{m:+.3f}' for m in r['margins'])} | "
+                     f"{r['min_margin']:+.3f} | {r['cost_s']:.0f} | {r['wall_s']:.0f} |")
+    lines += ["", "## Picks (by the pre-registered criterion)", ""]
+    for name in ("quick", "full"):
+        pick = sel.get(name)
+        lines.append(f"- **{name}**: " + ("no setting met the premise on every pilot seed" if pick is None else
+                     f"`{setting_id(pick)}` (min margin {pick['min_margin']:+.3f} over the three pilot seeds, "
+                     f"est. cost {pick['cost_s']:.0f} s per run)"))
+    lines.append("")
+    path = os.path.join(out_dir, "REGIME.md")
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
 def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2), progress: bool = True) -> dict:
     """Run the search (resumable) and write ``runs.jsonl``, ``table.csv``, ``selection.json`` and
     ``regime_map.png`` into ``out_dir``. Returns the selection."""
@@ -411,12 +475,13 @@ def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2)
     outs = outcomes(_read_rows(rows_path), points, PILOT_SEEDS)
     confirm = confirm_candidates(outs)
     if 2 in phases and confirm:
-        run_jobs(jobs(confirm, [CONFIRM_SEED]), rows_path, workers=workers, progress=progress)
-    all_outs = outcomes(_read_rows(rows_path), points, [*PILOT_SEEDS, CONFIRM_SEED])
+        run_jobs(jobs(confirm, list(CONFIRM_SEEDS)), rows_path, workers=workers, progress=progress)
+    all_outs = outcomes(_read_rows(rows_path), points, [*PILOT_SEEDS, *CONFIRM_SEEDS])
     sel = select(all_outs)
     sel["phase2_candidates"] = [setting_id(p) for p in confirm]
     write_table(all_outs, os.path.join(out_dir, "table.csv"))
     regime_map(all_outs, os.path.join(out_dir, "regime_map.png"))
     with atomic_write(os.path.join(out_dir, "selection.json"), "w", encoding="utf-8") as f:
         json.dump(sel, f, indent=1)
+    write_summary(out_dir, sel, all_outs)
     return sel

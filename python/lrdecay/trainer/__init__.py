@@ -9,7 +9,7 @@
 from lrdecay.trainer.checkpoint import CheckpointError, load_checkpoint
 from lrdecay.trainer.config import TrainConfig
 from lrdecay.trainer.logs import read_jsonl, write_csv
-from lrdecay.trainer.loop import RunResult, Trainer, subseed, train
+from lrdecay.trainer.loop import RunResult, Trainer, decays_in, subseed, train
 
 __all__ = [
     "TrainConfig",
@@ -17,6 +17,7 @@ __all__ = [
     "RunResult",
     "train",
     "subseed",
+    "decays_in",
     "CheckpointError",
     "load_checkpoint",
     "read_jsonl",

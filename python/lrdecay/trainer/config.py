@@ -14,15 +14,18 @@ from lrdecay._validate import check_int as _int
 from lrdecay._validate import check_real as _float
 from lrdecay._validate import check_str as _str
 
-__all__ = ["TrainConfig", "SCHEDULES", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS"]
 
-SCHEDULES = ("constant", "multistep", "step", "exponential", "cosine")
+#: Schedules decided at each epoch end on the host, from the epoch's numbers (not known in advance).
+HOST_SCHEDULES = ("auto", "plateau", "train_acc")
+SCHEDULES = ("constant", "multistep", "step", "exponential", "cosine", *HOST_SCHEDULES)
 OPTIMIZERS = ("fused", "torch")
 
 # Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
 # under a config that differs only in these.
 _OBSERVATION_FIELDS = frozenset(
-    {"progress", "checkpoint_every", "plots", "eval_every", "eval_train", "cuda_graph", "device", "data_dir"}
+    {"progress", "checkpoint_every", "plots", "eval_every", "eval_train", "cuda_graph", "device", "data_dir",
+     "snapshot_epochs"}
 )
 
 
@@ -48,6 +51,13 @@ class TrainConfig:
             ``step`` (every ``step_size`` epochs), ``exponential`` (×gamma every epoch), ``cosine``
             (to ``eta_min`` over all epochs). Schedules change the LR at epoch boundaries, like the
             torch schedulers stepped per epoch.
+            Decided on the host at each epoch end (no CUDA graph for these runs): ``auto``
+            (:class:`lrdecay.schedules.AutoDecay` on the epoch's training loss: ``auto_window``,
+            ``auto_fraction``, ``auto_min_stage``), ``plateau`` (``torch.optim.lr_scheduler.ReduceLROnPlateau``
+            on the training loss: ``plateau_patience``, relative ``plateau_threshold``) and ``train_acc``
+            (:class:`lrdecay.schedules.AccuracyMilestones`: decay when the epoch's training accuracy first
+            reaches each of ``decay_train_acc``). Each multiplies the LR by ``gamma``; ``auto`` and
+            ``plateau`` at most ``max_decays`` times (None: unlimited).
     Run:
         seed: determines data, data order, initialization and label noise.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
@@ -57,6 +67,9 @@ class TrainConfig:
         eval_train: at those epochs also evaluate the training set in eval mode (record key
             ``train_eval``: accuracy, per group, clean samples, memorized fraction of flipped samples).
         checkpoint_every: write ``checkpoint.pt`` every k epochs (0: only at the end); needs an out_dir.
+        snapshot_epochs: keep the model's state dict (CPU copy) at the end of these epochs
+            (``RunResult.snapshots``; also ``snapshots/epoch_NNNN.pt`` in the out_dir, checksummed like
+            checkpoints: read them with :func:`lrdecay.trainer.load_checkpoint`).
         plots: write PNG curves at the end; progress: tqdm bar (quiet when stderr is not a TTY).
     Real images (:mod:`lrdecay.images`; used when ``train`` is not given a dataset):
         data: None (the pattern dataset of ``preset``) or ``"cifar10"``, ``"cifar100"``, ``"digits"``,
@@ -103,6 +116,13 @@ class TrainConfig:
     gamma: float = 0.1
     step_size: int = 10
     eta_min: float = 0.0
+    max_decays: int | None = None
+    auto_window: int = 5
+    auto_fraction: float = 0.1
+    auto_min_stage: int | None = None
+    plateau_patience: int = 3
+    plateau_threshold: float = 0.01
+    decay_train_acc: list[float] = field(default_factory=list)
     # run
     seed: int = 0
     device: str = "auto"
@@ -111,6 +131,7 @@ class TrainConfig:
     eval_every: int = 1
     eval_train: bool = False
     checkpoint_every: int = 0
+    snapshot_epochs: list[int] = field(default_factory=list)
     plots: bool = True
     progress: bool = True
     # real images
@@ -124,7 +145,10 @@ class TrainConfig:
     amp: bool = False
 
     def __post_init__(self) -> None:
-        self.milestones = list(self.milestones) if isinstance(self.milestones, (list, tuple)) else self.milestones
+        for name in ("milestones", "decay_train_acc", "snapshot_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                setattr(self, name, list(value))
         self.validate()
 
     # ------------------------------------------------------------------ validation
@@ -182,6 +206,28 @@ class TrainConfig:
             raise ValueError(f"gamma must be > 0, got {self.gamma}")
         _int("step_size", self.step_size, 1)
         _float("eta_min", self.eta_min, 0.0, math.inf)
+        if self.max_decays is not None:
+            _int("max_decays", self.max_decays, 0)
+        _int("auto_window", self.auto_window, 3)
+        _float("auto_fraction", self.auto_fraction, 0.0, math.inf)
+        if self.auto_min_stage is not None:
+            _int("auto_min_stage", self.auto_min_stage, 1)
+        _int("plateau_patience", self.plateau_patience, 0)
+        _float("plateau_threshold", self.plateau_threshold, 0.0, math.inf)
+        if not isinstance(self.decay_train_acc, list):
+            raise TypeError(f"decay_train_acc must be a list of accuracies, got {type(self.decay_train_acc).__name__}")
+        for i, a in enumerate(self.decay_train_acc):
+            _float(f"decay_train_acc[{i}]", a, 0.0, 1.0)
+        if any(b <= a for a, b in zip(self.decay_train_acc, self.decay_train_acc[1:])):
+            raise ValueError(f"decay_train_acc must be strictly increasing, got {self.decay_train_acc}")
+        if (self.schedule == "auto" or self.schedule == "plateau") and not 0 < self.gamma < 1:
+            raise ValueError(f"schedule={self.schedule!r} needs gamma in (0, 1), got {self.gamma}")
+        if self.schedule == "train_acc" and not self.decay_train_acc:
+            raise ValueError("schedule='train_acc' needs decay_train_acc: the training accuracies to decay at")
+        if not isinstance(self.snapshot_epochs, list):
+            raise TypeError(f"snapshot_epochs must be a list of epochs, got {type(self.snapshot_epochs).__name__}")
+        for i, e in enumerate(self.snapshot_epochs):
+            _int(f"snapshot_epochs[{i}]", e, 1)
         _int("seed", self.seed, 0)
         if self.seed >= 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
@@ -229,7 +275,9 @@ class TrainConfig:
         """Epoch boundaries (number of completed epochs) after which the LR drops: stage ends.
 
         For ``multistep`` the milestones below ``epochs``; for ``step`` every ``step_size``; continuous
-        schedules (exponential, cosine) and constant have none.
+        schedules (exponential, cosine) and constant have none. Host-side schedules (``auto``,
+        ``plateau``, ``train_acc``) decide during the run: read the decays from the run's history
+        (:func:`lrdecay.trainer.decays_in`).
         """
         if self.schedule == "multistep":
             return [m for m in self.milestones if m < self.epochs]
@@ -237,9 +285,15 @@ class TrainConfig:
             return list(range(self.step_size, self.epochs, self.step_size))
         return []
 
+    @property
+    def host_schedule(self) -> bool:
+        """True when the LR is decided on the host at epoch ends (``auto``, ``plateau``, ``train_acc``)."""
+        return self.schedule in HOST_SCHEDULES
+
     def lr_at_epoch(self, epoch: int) -> float:
-        """The LR used during 0-based ``epoch``, following torch's closed forms for the schedulers."""
-        if self.schedule == "constant":
+        """The LR used during 0-based ``epoch``, following torch's closed forms for the schedulers (for a
+        host-side schedule: the LR before any decay; the run's records hold the LRs it used)."""
+        if self.schedule == "constant" or self.host_schedule:
             return self.lr
         if self.schedule == "multistep":
             return self.lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
@@ -292,6 +346,16 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def default_identity(cls) -> dict[str, Any]:
+        """:meth:`identity` of a config with every field at its default (without validation)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.name in _OBSERVATION_FIELDS:
+                continue
+            out[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        return out
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine a run's numbers (used to match a checkpoint to a config)."""
