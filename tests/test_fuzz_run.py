@@ -68,7 +68,12 @@ _valid_fields = {
     "optimizer": st.sampled_from(OPTIMIZERS), "lr": st.floats(0, 10), "momentum": st.floats(0.01, 1),
     "weight_decay": st.floats(0, 1), "schedule": st.sampled_from(SCHEDULES),
     "milestones": st.lists(st.integers(1, 500), unique=True, max_size=4).map(sorted),
-    "gamma": st.floats(1e-6, 1), "step_size": st.integers(1, 100), "eta_min": st.floats(0, 1e-3),
+    "gamma": st.floats(1e-6, 0.999), "step_size": st.integers(1, 100), "eta_min": st.floats(0, 1e-3),
+    "max_decays": st.one_of(st.none(), st.integers(0, 10)), "auto_window": st.integers(3, 20),
+    "auto_fraction": st.floats(0, 1), "auto_min_stage": st.one_of(st.none(), st.integers(1, 20)),
+    "plateau_patience": st.integers(0, 10), "plateau_threshold": st.floats(0, 0.1),
+    "decay_train_acc": st.lists(st.floats(0, 1), unique=True, max_size=3).map(sorted),
+    "snapshot_epochs": st.lists(st.integers(1, 100), max_size=3),
     "seed": st.integers(0, 2**63 - 1), "device": st.sampled_from(["auto", "cpu", "cuda", "cuda:1"]),
     "eval_every": st.integers(1, 10), "checkpoint_every": st.integers(0, 10), "plots": st.booleans(),
 }
@@ -83,19 +88,23 @@ _bad_fields = {
     "device": st.text(max_size=6).filter(lambda s: s not in ("auto", "cpu", "cuda") and not (s.startswith("cuda:") and s[5:].isdigit())),
     "batch_size": st.one_of(st.integers(max_value=0), st.just(2.0)), "eval_every": st.one_of(st.integers(max_value=0), not_an_int),
     "milestones": st.sampled_from([[0], [3, 2], [1, 1], "10,20", [1.5]]), "plots": st.one_of(st.integers(), st.none()),
+    "auto_window": st.one_of(st.integers(max_value=2), not_an_int), "auto_fraction": st.one_of(st.floats(max_value=-1e-12), not_finite),
+    "plateau_patience": st.one_of(st.integers(max_value=-1), not_an_int), "max_decays": st.one_of(st.integers(max_value=-1), st.just(1.5)),
+    "decay_train_acc": st.sampled_from([[1.5], [0.5, 0.2], "0.5", [-0.1]]), "snapshot_epochs": st.sampled_from([[0], "1", [1.5]]),
 }
 
 
 @FUZZ
 @given(st.fixed_dictionaries({}, optional=_valid_fields))
 def test_train_config_valid_fields_round_trip(fields):
-    if fields.get("nesterov"):
-        fields["dampening"] = 0.0
+    if fields.get("schedule") == "train_acc" and not fields.get("decay_train_acc"):
+        fields["decay_train_acc"] = [0.5]
     cfg = TrainConfig(**fields)
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    for e in range(min(cfg.epochs, 30)):
-        assert math.isfinite(cfg.lr_at_epoch(e)) and cfg.lr_at_epoch(e) >= 0
+    if not cfg.host_schedule:
+        for e in range(min(cfg.epochs, 30)):
+            assert math.isfinite(cfg.lr_at_epoch(e)) and cfg.lr_at_epoch(e) >= 0
 
 
 @FUZZ
@@ -123,13 +132,14 @@ def test_train_tiny_runs(n, d, k, epochs, batch, drop_last, optimizer, schedule,
     batch = min(batch, n)
     cfg = TrainConfig(epochs=epochs, batch_size=batch, drop_last=drop_last, optimizer=optimizer, schedule=schedule,
                       milestones=[1], ledger=ledger, width=4, depth=1, batchnorm=False, device="cpu", progress=False,
-                      plots=False, seed=seed)
+                      plots=False, seed=seed, decay_train_acc=[0.5] if schedule == "train_acc" else [])
     r = train(cfg, dataset=data)
     assert [h["epoch"] for h in r.history] == list(range(1, epochs + 1))
     tail = 0 if drop_last else n % batch
     for e, h in enumerate(r.history):
         assert h["presented"] == n - (n % batch) + tail
-        assert h["lr"] == pytest.approx(cfg.lr_at_epoch(e), rel=1e-6)
+        if not cfg.host_schedule:
+            assert h["lr"] == pytest.approx(cfg.lr_at_epoch(e), rel=1e-6)
         assert 0 <= h["train_acc"] <= 1 and math.isfinite(h["train_loss"])
     if ledger:
         assert r.ledger.n_epochs == epochs
