@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -225,3 +226,37 @@ def test_a_second_cli_writer_gets_a_clear_error(tmp_path):
         proc.wait()
     assert r.returncode == 2
     assert f"being written by another lrdecay process (train, pid {proc.pid}" in r.stderr
+
+
+_RACER = """
+import os, sys, time
+from lrdecay._outdir import OutputDir, OutputDirBusy, OutputDirError
+folder, go, done = sys.argv[1:4]
+while not os.path.exists(go):
+    time.sleep(0.001)
+try:
+    out = OutputDir(folder, kind="racer")
+except OutputDirBusy:
+    print("busy", flush=True)
+    sys.exit()
+print("held", flush=True)
+while not os.path.exists(done):
+    time.sleep(0.01)
+"""
+
+
+@posix_only
+def test_racing_writers_one_wins(tmp_path):
+    # Several processes claim one new folder at the same moment: exactly one holds it.
+    folder, go, done = tmp_path / "out", tmp_path / "go", tmp_path / "done"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACER, str(folder), str(go), str(done)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        time.sleep(0.5)
+        go.write_text("")
+        results = sorted(p.stdout.readline().strip() for p in procs)
+    finally:
+        done.write_text("")
+        for p in procs:
+            p.wait(timeout=60)
+    assert results == ["busy", "busy", "busy", "held"]

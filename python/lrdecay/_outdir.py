@@ -109,16 +109,25 @@ class OutputDir:
         self.created = not os.path.exists(self.path)
         os.makedirs(self.path, exist_ok=True)
         marker = os.path.join(self.path, MARKER)
-        self._had_marker = os.path.exists(marker)
-        fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o666)
-        if not _lock(fd):
-            holder = _read_holder(fd)
+        while True:
+            fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o666)
+            if not _lock(fd):
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise OutputDirBusy(
+                    f"{self.path} is being written by another lrdecay process{holder}: one writer per output "
+                    f"folder; wait for it to finish or choose another folder"
+                )
+            # A refused claim removes the marker it created (while holding its lock): if that happened
+            # between our open and our lock, we hold a lock on a file no longer in the folder. Retry.
+            try:
+                if os.stat(marker).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            self._undo_create()
-            raise OutputDirBusy(
-                f"{self.path} is being written by another lrdecay process{holder}: one writer per output "
-                f"folder; wait for it to finish or choose another folder"
-            )
+        # Every successful claim writes its holder into the marker: an empty one is ours, just created.
+        self._had_marker = os.fstat(fd).st_size > 0
         self._fd = fd
         try:
             content = sorted(n for n in os.listdir(self.path) if n != MARKER)
@@ -146,19 +155,16 @@ class OutputDir:
             _write_holder(fd, kind)
         except BaseException:
             self._fd = None
-            os.close(fd)
-            self._undo_create()
+            try:  # a refused claim leaves the folder as it was: no marker of ours, no folder of ours
+                if not self._had_marker:
+                    os.unlink(marker)  # still holding the lock (see the retry above)
+                if self.created:
+                    os.rmdir(self.path)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
             raise
-
-    def _undo_create(self) -> None:
-        """After a refused claim: remove the marker this claim created, and the folder if it did too."""
-        try:
-            if not self._had_marker:
-                os.unlink(os.path.join(self.path, MARKER))
-            if self.created:
-                os.rmdir(self.path)
-        except OSError:
-            pass
 
     # ------------------------------------------------------------------ lifetime
 
