@@ -211,6 +211,10 @@ def _default_preset(device: str | None) -> str:
     return "full"
 
 
+#: What ``reproduce`` / ``run`` write into their folder (what --overwrite may delete).
+REPORT_OUTPUTS = ("report.md", "results.json", "*.png", "runs", ".*.tmp")
+
+
 def _run_experiments(names, args) -> int:
     import time
 
@@ -231,16 +235,22 @@ def _run_experiments(names, args) -> int:
 
     for n in names:
         resolve_settings(experiments.get(n), preset, seeds=seeds, device=args.device)
+    from lrdecay._outdir import OutputDir
+
+    # one writer per report folder; an existing report needs --resume (keep its finished runs) or --overwrite
+    out = OutputDir(args.out, kind="reproduce", resume=args.resume, overwrite=args.overwrite,
+                    outputs=REPORT_OUTPUTS)
     t0 = time.perf_counter()
     print(f"lrdecay {args.command_line}: {', '.join(names)} on preset {preset}, {args.workers} worker(s); "
-          f"finished runs are kept in {os.path.join(args.out, 'runs')} (rerun the command to resume)",
+          f"finished runs are kept in {os.path.join(args.out, 'runs')} (add --resume to continue after a stop)",
           file=sys.stderr, flush=True)
     try:
         results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
                                       workers=args.workers, executor=args.executor)
     except KeyboardInterrupt:
-        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command resumes",
-              file=sys.stderr)
+        out.release()
+        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command with "
+              f"--resume continues", file=sys.stderr)
         return 130
     from lrdecay.experiments.runner import resolve_settings as _rs
 
@@ -258,6 +268,7 @@ def _run_experiments(names, args) -> int:
         "notes": list(experiments.PRESET_NOTES.get(preset, [])),
     }
     paths = write_report(results, args.out, meta)
+    out.release()
     width = max(len(n) for n in names)
     for name, r in results.items():
         print(f"{r['claim']}  {name:<{width}}  {r['verdict']['status']}")
@@ -425,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
                        help="training processes, one torch thread each on CPU (default: 2 on a multi-core "
                             "machine); use 1 on a GPU")
+        p.add_argument("--resume", action="store_true",
+                       help="continue in an --out folder that holds an earlier (stopped) call: its finished runs "
+                            "are read back, unfinished ones resume from their checkpoints")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace what an --out folder holds from an earlier call")
         p.add_argument("--executor", choices=["auto", "stack", "process", "ray"], default="auto",
                        help="how the runs train (lrdecay.sweep): auto, stack (this process, runs sharing an "
                             "architecture as one stacked model), process (a local pool), ray (default: auto)")
