@@ -241,7 +241,7 @@ def _run_experiments(names, args) -> int:
     out = OutputDir(args.out, kind="reproduce", resume=args.resume, overwrite=args.overwrite,
                     outputs=REPORT_OUTPUTS)
     t0 = time.perf_counter()
-    print(f"lrdecay {args.command_line}: {', '.join(names)} on preset {preset}, {args.workers} worker(s); "
+    print(f"{args.command_line}: {', '.join(names)} on preset {preset}, {args.workers} worker(s); "
           f"finished runs are kept in {os.path.join(args.out, 'runs')} (add --resume to continue after a stop)",
           file=sys.stderr, flush=True)
     try:
