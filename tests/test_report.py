@@ -18,8 +18,10 @@ def _result(name, claim, status, mean):
         "per_seed": {"mem_stage1_lrDecay": [mean - 0.01, mean, mean + 0.01]},
         "summary": {"mem_stage1_lrDecay": {"mean": mean, "std": 0.01, "values": [mean - 0.01, mean, mean + 0.01]}},
         "table": {"headers": ["schedule", "memorized"], "rows": [["lrDecay", f"{mean:.3f} ± 0.010"]]},
+        "verdict_keys": ["mem_stage1_lrDecay"],
         "curves": {}, "verdict": {"status": status, "rule": f"rule of {name}", "details": {"lower": [True] * 3}},
         "plots": [f"{name}.png"], "notes": ["a note"], "wall_time": 1.5,
+        "training": {"runs": 9, "shared_runs": 6, "cached_runs": 0, "train_time": 12.0},
     }
 
 
@@ -36,6 +38,8 @@ def test_write_report_files_and_content(tmp_path):
     assert "**Verdict: supported.**" in md and "**Verdict: not supported.**" in md
     assert "rule of memorization" in md and "![memorization.png](memorization.png)" in md
     assert "| lrDecay | 0.123 ± 0.010 |" in md and "tried n=10k" in md
+    assert "9 training runs, 6 of them shared with other experiments" in md
+    assert data["meta"]["machine"]["cpu_model"] and "torch_cpu_capability" in data["meta"]["machine"]
     # the verdict table shows the key numbers of the rule
     table = verdict_table(results)
     assert "| C4 | `memorization` | **supported** | mem_stage1_lrDecay = 0.123 ± 0.010 |" in table
@@ -76,3 +80,26 @@ def test_cli_bad_arguments(tmp_path, capsys):
     assert e.value.code == 2 and "--seeds must be" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "nope"])
+
+
+def test_cli_report_folder_rule(tmp_path, capsys):
+    """An existing report folder needs --resume (its finished runs are read back) or --overwrite."""
+    out = tmp_path / "rep"
+    args = ["run", "memorization", "--preset", "tiny", "--workers", "1", "--out", str(out)]
+    assert main(args) == 0
+    first = json.loads((out / "results.json").read_text())["experiments"]["memorization"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    again = json.loads((out / "results.json").read_text())["experiments"]["memorization"]
+    assert again["per_seed"] == first["per_seed"]
+    assert again["training"]["cached_runs"] == again["training"]["runs"]
+    (out / "notes.txt").write_text("mine")  # not something reproduce writes: --overwrite refuses the folder
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--overwrite"])
+    assert e.value.code == 2 and "notes.txt" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["experiments"]["memorization"]["training"]["cached_runs"] == 0

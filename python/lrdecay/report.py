@@ -14,50 +14,81 @@ from typing import Any, Mapping, Sequence
 
 from lrdecay._atomic import atomic_write
 
-__all__ = ["verdict_table", "write_report", "render_markdown", "machine_description"]
+__all__ = ["verdict_table", "write_report", "render_markdown", "machine_description", "machine_facts"]
 
 
 def machine_description() -> str:
-    """A short description of the machine the numbers come from (CPU count, GPU name if any)."""
-    parts = [f"{os.cpu_count()}-core CPU ({platform.machine()}, {platform.system()})"]
+    """A short description of the machine the numbers come from (CPU model and count, GPU name if any)."""
+    m = machine_facts()
+    parts = [f"{m['cpu_count']}-core {m['cpu_model']} ({m['arch']}, {m['system']})"]
+    if m.get("gpu"):
+        parts.append(m["gpu"])
+    parts.append(f"torch {m.get('torch', '?')} (CPU capability {m.get('torch_cpu_capability', '?')})")
+    return ", ".join(parts)
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the numbers depend on besides the code and seeds: CPU model and instruction set torch uses,
+    GPU, thread count, versions. (CPU training is bitwise reproducible only on the same CPU type and thread
+    count; see the README.)"""
+    facts: dict[str, Any] = {"cpu_count": os.cpu_count(), "arch": platform.machine(), "system": platform.system(),
+                             "python": platform.python_version(), "cpu_model": _cpu_model()}
+    try:
+        import numpy
+
+        facts["numpy"] = numpy.__version__
+    except Exception:  # pragma: no cover - numpy is a dependency
+        pass
     try:
         import torch
 
+        facts["torch"] = torch.__version__
+        facts["torch_threads"] = torch.get_num_threads()
+        try:
+            facts["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        except Exception:  # pragma: no cover - older torch
+            facts["torch_cpu_capability"] = None
         if torch.cuda.is_available():
-            parts.append(torch.cuda.get_device_name(0))
-        parts.append(f"torch {torch.__version__}")
-    except Exception:  # pragma: no cover - torch is a dependency; a broken CUDA setup must not stop the report
+            facts["gpu"] = torch.cuda.get_device_name(0)
+            facts["cuda"] = torch.version.cuda
+        try:
+            import triton
+
+            facts["triton"] = triton.__version__
+        except Exception:
+            pass
+    except Exception:  # pragma: no cover - a broken CUDA setup must not stop the report
         pass
-    return ", ".join(parts)
+    try:
+        from lrdecay import __version__
+
+        facts["lrdecay"] = __version__
+    except Exception:  # pragma: no cover
+        pass
+    return facts
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def _key_numbers(result: Mapping[str, Any]) -> str:
     """The numbers the verdict rule looked at: one short "name = mean ± std" list."""
     from lrdecay.experiments.common import fmt
 
-    keys = list(result.get("verdict_keys") or [])
-    if not keys:
-        keys = _VERDICT_KEYS.get(result.get("name", ""), [])
     out = []
-    for k in keys:
+    for k in result.get("verdict_keys", []):
         s = result.get("summary", {}).get(k)
         if s is not None:
             out.append(f"{k} = {fmt(s)}")
     return "; ".join(out)
-
-
-# The per-seed numbers each experiment's rule reads (its ``judge`` arguments), shown in the verdict table.
-_VERDICT_KEYS = {
-    "stages": ["jump_acc_decay1", "ratio_acc_decay1", "ratio_acc_control1"],
-    "gd": ["ratio_sgd1", "ratio_gd1"],
-    "beliefs": ["early_loss_small", "early_loss_large", "final_train_acc_small", "final_train_acc_lrDecay",
-                "final_test_acc_small", "final_test_acc_lrDecay"],
-    "memorization": ["mem_stage1_lrDecay", "mem_stage1_small", "mem_final_lrDecay"],
-    "complexity": ["easy_stage1", "easy_final", "complex_stage1", "complex_final", "complex_stage1_large",
-                   "complex_final_large"],
-    "transfer": ["probe_target_stage1", "probe_target_final", "source_test_stage1", "source_test_final"],
-    "autodecay": ["epochs_to_target_fixed", "epochs_to_target_auto", "final_test_fixed", "final_test_auto"],
-}
 
 
 def verdict_table(results: Mapping[str, Mapping[str, Any]]) -> str:
@@ -79,7 +110,7 @@ def _md_table(table: Mapping[str, Any]) -> str:
 
 
 def _per_seed_lines(result: Mapping[str, Any]) -> str:
-    keys = _VERDICT_KEYS.get(result.get("name", ""), [])
+    keys = result.get("verdict_keys", [])
     per = result.get("per_seed", {})
     lines = []
     for k in keys:
@@ -89,19 +120,35 @@ def _per_seed_lines(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _training_line(r: Mapping[str, Any]) -> str:
+    t = r.get("training") or {}
+    if not t:
+        return f"Wall time {r.get('wall_time', 0.0):.0f} s."
+    parts = [f"{t['runs']} training runs"]
+    if t.get("shared_runs"):
+        parts.append(f"{t['shared_runs']} of them shared with other experiments (trained once)")
+    if t.get("cached_runs"):
+        parts.append(f"{t['cached_runs']} read back from an earlier call")
+    return (", ".join(parts) + f"; training time of these runs {t['train_time']:.0f} s (shared runs count in "
+            f"every experiment that uses them), analysis {r.get('wall_time', 0.0):.0f} s.")
+
+
 def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The text of ``report.md``."""
     parts = [
         "# lrdecay: reproducing “How Does Learning Rate Decay Help Modern Neural Networks?”",
         "",
         f"- date: {meta.get('date', '')}",
-        f"- machine: {meta.get('machine', '')}",
+        f"- machine: {meta.get('machine_text', meta.get('machine', ''))}",
         f"- preset: `{meta.get('preset', '')}`, seeds: {meta.get('seeds', 'preset default')}",
         f"- command: `{meta.get('command', '')}`",
-        f"- total wall time: {meta.get('wall_time', 0.0):.0f} s",
+        f"- total wall time: {meta.get('wall_time', 0.0):.0f} s"
+        + (f" ({meta['workers']} worker processes, {meta.get('threads', 1)} torch thread each)" if meta.get("workers") else ""),
         "",
-        "Each verdict is computed from the per-seed numbers by the rule printed in its section; the rules were "
-        "written before any result was seen. Numbers are mean ± std over seeds (sample std).",
+        "Each verdict is computed from the per-seed numbers by the rule printed in its section. Numbers are "
+        "mean ± std over seeds (sample std). CPU numbers are bitwise reproducible on the same CPU type with the "
+        "same thread count, not across CPUs (matrix kernels differ by instruction set): see `results.json` "
+        "`meta.machine` for this run's.",
         "",
         "## Verdicts",
         "",
@@ -117,7 +164,7 @@ def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str,
             "",
             f"**Claim.** {r['claim_text']}",
             "",
-            f"**Setup.** {r['setup']} Preset `{r['preset']}`; wall time {r['wall_time']:.0f} s.",
+            f"**Setup.** {r['setup']} Preset `{r['preset']}`. {_training_line(r)}",
             "",
             _md_table(r["table"]),
             "",
@@ -149,7 +196,8 @@ def write_report(
     os.makedirs(out_dir, exist_ok=True)
     meta = dict(meta or {})
     meta.setdefault("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    meta.setdefault("machine", machine_description())
+    meta.setdefault("machine", machine_facts())
+    meta.setdefault("machine_text", machine_description())
     paths = {"json": os.path.join(out_dir, "results.json"), "markdown": os.path.join(out_dir, "report.md")}
     payload = {"meta": meta, "experiments": dict(results)}
     _atomic_write(paths["json"], json.dumps(payload, indent=1, allow_nan=False) + "\n")

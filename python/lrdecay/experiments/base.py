@@ -1,47 +1,55 @@
-"""The shared setting of the SGD experiments (stages, beliefs, memorization, complexity, transfer).
+"""The shared setting of the SGD experiments (stages, beliefs, memorization, complexity, transfer, autodecay).
 
-One pattern dataset (easy pattern, fine low-amplitude complex pattern, a noise group, symmetric label
-noise), an MLP with BatchNorm, SGD momentum + weight decay, and three schedules:
+One pattern dataset (an easy pattern, a fine low-amplitude complex pattern, symmetric label noise), an MLP
+with BatchNorm, SGD momentum + weight decay, and three schedules:
 
-- ``lrDecay``: large LR, decayed by ``gamma`` at each milestone;
+- ``lrDecay``: the large LR, decayed by ``gamma`` at each milestone;
 - ``large``: the large LR, constant;
-- ``small``: the small LR, constant.
+- ``small``: the small LR (``lr_small``), constant.
 
-The settings come from PROTOTYPE.md (the first settings that showed the effects). Experiments that share
-these settings share the runs through a :class:`~lrdecay.experiments.common.RunCache`.
+The ``quick`` and ``full`` settings are the regime search's picks (``docs/regime/``, chosen by the premise
+"lrDecay generalizes better than both constant LRs" on pilot seeds, see
+:mod:`lrdecay.experiments.regime`); their seeds are held out from that search. The base runs record
+every epoch's test and probe accuracies, an eval-mode pass over the training set, and model snapshots
+mid stage 1 and at every stage end, so every experiment that needs them shares the same three runs.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from lrdecay.experiments.common import RunCache, RunOutput, base_config, train_run
+from lrdecay.experiments.runner import config_from
 
-__all__ = ["BASE_PRESETS", "SCHEDULES", "schedule_run", "snapshot_epochs", "describe"]
+__all__ = ["BASE_PRESETS", "BASE_OPTIONS", "SCHEDULES", "base_runs", "snapshot_epochs", "describe", "stage_ends"]
 
 BASE_PRESETS: dict[str, dict[str, Any]] = {
-    # seconds: for tests and CI (4-class toy data, a narrow MLP)
+    # seconds: for tests and CI (4-class toy data, a narrow MLP); its verdicts mean nothing
     "tiny": {
         "preset": "toy", "n_train": 600, "n_test": 300, "label_noise": 0.2, "probe_groups": True,
         "model": "mlp", "width": 64, "depth": 2, "epochs": 6, "milestones": [2, 4], "batch_size": 64,
         "lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1,
         "seeds": [0, 1, 2], "device": "cpu", "threads": 1,
     },
-    # the 2-core CPU: 32k samples, a 3×64 MLP, 30 epochs, one thread (see PRESET_NOTES for what was tried)
+    # the 2-core CPU (two worker processes, one thread each): the regime search's pick
+    # (docs/regime/REGIME.md: w512-n50000-noise0.4-ps10-clean-10-10-10-wd0.002), held-out seeds
     "quick": {
-        "preset": "ps10", "n_train": 32_000, "n_test": 2_000, "label_noise": 0.2, "probe_groups": True,
-        "model": "mlp", "width": 64, "depth": 3, "epochs": 30, "milestones": [10, 20], "batch_size": 128,
-        "lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1,
-        "seeds": [0, 1, 2], "device": "cpu", "threads": 1,
-    },
-    # GPU-sized: the prototype's 50k samples, 5 seeds
-    "full": {
-        "preset": "ps10", "n_train": 50_000, "n_test": 10_000, "label_noise": 0.2, "probe_groups": True,
+        "preset": "ps10-clean", "n_train": 50_000, "n_test": 5_000, "label_noise": 0.4, "probe_groups": True,
         "model": "mlp", "width": 512, "depth": 3, "epochs": 30, "milestones": [10, 20], "batch_size": 128,
-        "lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1,
-        "seeds": [0, 1, 2, 3, 4], "device": "auto", "threads": None,
+        "lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 2e-3, "gamma": 0.1,
+        "seeds": [10, 11, 12], "device": "cpu", "threads": 1,
+    },
+    # one GPU: the regime search's full pick (the same setting: within the CPU cost limit it was also the
+    # best overall), a larger test set and 5 held-out seeds
+    "full": {
+        "preset": "ps10-clean", "n_train": 50_000, "n_test": 10_000, "label_noise": 0.4, "probe_groups": True,
+        "model": "mlp", "width": 512, "depth": 3, "epochs": 30, "milestones": [10, 20], "batch_size": 128,
+        "lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 2e-3, "gamma": 0.1,
+        "seeds": [10, 11, 12, 13, 14], "device": "auto", "threads": None,
     },
 }
+
+#: Settings keys of the base setting that are not TrainConfig fields.
+BASE_OPTIONS = {"lr_small": "the constant small LR of the `small` schedule"}
 
 SCHEDULES = ("lrDecay", "large", "small")
 
@@ -53,27 +61,23 @@ def snapshot_epochs(settings: Mapping[str, Any]) -> list[int]:
     return sorted({max(1, first // 2), *m, settings["epochs"]})
 
 
-def schedule_run(
-    settings: Mapping[str, Any],
-    schedule: str,
-    seed: int,
-    *,
-    cache: RunCache | None = None,
-    device: str | None = None,
-    label: str = "",
-) -> RunOutput:
-    """Train (or fetch from ``cache``) one base run: ``schedule`` in :data:`SCHEDULES`, one seed."""
-    if schedule == "lrDecay":
-        cfg = base_config(settings, seed=seed, device=device, schedule="multistep")
-    elif schedule == "large":
-        cfg = base_config(settings, seed=seed, device=device, schedule="constant")
-    elif schedule == "small":
-        cfg = base_config(settings, seed=seed, device=device, schedule="constant", lr=settings["lr_small"])
-    else:
-        raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
-    return train_run(
-        cfg, cache=cache, snapshot_epochs=snapshot_epochs(settings), label=label or f"{schedule} seed {seed}"
-    )
+def stage_ends(settings: Mapping[str, Any]) -> list[int]:
+    """The epochs at which each stage of the lrDecay run ends: the milestones, then the last epoch."""
+    return [*[m for m in settings["milestones"] if m < settings["epochs"]], settings["epochs"]]
+
+
+def base_runs(settings: Mapping[str, Any], seed: int, schedules=SCHEDULES) -> dict[str, Any]:
+    """The base runs of one seed (``{schedule: TrainConfig}``), identical for every experiment."""
+    common = dict(eval_every=1, eval_train=True, snapshot_epochs=snapshot_epochs(settings))
+    make = {
+        "lrDecay": lambda: config_from(settings, seed=seed, schedule="multistep", **common),
+        "large": lambda: config_from(settings, seed=seed, schedule="constant", **common),
+        "small": lambda: config_from(settings, seed=seed, schedule="constant", lr=settings["lr_small"], **common),
+    }
+    unknown = [s for s in schedules if s not in make]
+    if unknown:
+        raise ValueError(f"schedules must be among {list(SCHEDULES)}, got {unknown}")
+    return {s: make[s]() for s in schedules}
 
 
 def describe(settings: Mapping[str, Any]) -> str:

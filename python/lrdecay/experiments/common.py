@@ -1,24 +1,16 @@
-"""Shared machinery of the experiments: presets, the seeds loop, mean ± std, verdict rules, stage-end
-helpers, a run cache (so that ``reproduce`` trains each distinct run once) and plots.
-
-Every experiment module follows the same shape:
-
-- ``NAME``, ``CLAIM`` (id, e.g. ``"C4"``), ``TITLE``, ``CLAIM_TEXT``;
-- ``PRESETS = {"tiny": {...}, "quick": {...}, "full": {...}}`` (plain dicts of settings);
-- ``RULE``: the verdict rule in words, and ``judge(numbers) -> Verdict`` implementing it on the per-seed
-  numbers only (so a crafted set of numbers flips it, which the tests check);
-- ``run(preset="quick", *, seeds=None, out_dir=None, device=None, cache=None, overrides=None) -> dict``.
+"""Shared pieces of the experiments: mean ± std, verdicts and the common three-way rule, curve helpers
+(series, sharpness, epochs to target), plots, and the result dict.
 
 The result dict of every experiment has the keys ``name``, ``claim``, ``title``, ``claim_text``,
-``preset``, ``settings``, ``seeds``, ``per_seed`` (metric -> list, one value per seed), ``summary``
-(metric -> {mean, std, values}), ``table`` ({headers, rows} of "mean ± std" strings), ``curves``,
-``verdict`` ({status, rule, details}), ``plots`` (PNG file names), ``wall_time``.
+``setup``, ``preset``, ``settings``, ``seeds``, ``per_seed`` (metric -> list, one value per seed),
+``summary`` (metric -> {mean, std, values}), ``verdict_keys`` (the numbers the rule reads), ``table``
+({headers, rows} of "mean ± std" strings), ``curves``, ``verdict`` ({status, rule, details}), ``plots``
+(PNG file names), ``notes``, ``training`` (runs, shared runs, runs read back, training seconds) and
+``wall_time`` (seconds of measuring and presenting; training is in ``training``).
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 import sys
@@ -38,15 +30,12 @@ __all__ = [
     "fmt",
     "all_seeds",
     "seed_rule",
-    "resolve_preset",
-    "RunCache",
-    "RunOutput",
-    "base_config",
-    "train_run",
-    "stage_ends",
+    "combine",
+    "series",
     "at_epoch",
     "sharpness",
     "epochs_to_target",
+    "mean_curve",
     "line_plot",
     "finish_result",
     "log",
@@ -123,182 +112,12 @@ def combine(statuses: Sequence[str]) -> str:
     return INCONCLUSIVE
 
 
-# ====================================================================== presets
-def resolve_preset(presets: Mapping[str, dict], preset: str, overrides: Mapping[str, Any] | None = None) -> dict:
-    """A deep copy of ``presets[preset]`` with ``overrides`` applied; ValueError naming bad keys/presets."""
-    if not isinstance(preset, str) or preset not in presets:
-        raise ValueError(f"preset must be one of {sorted(presets)}, got {preset!r}")
-    settings = copy.deepcopy(dict(presets[preset]))
-    for k, v in (overrides or {}).items():
-        if k not in settings:
-            raise ValueError(f"unknown setting {k!r} for preset {preset!r}; known: {sorted(settings)}")
-        settings[k] = v
-    return settings
-
-
-def prepare(
-    presets: Mapping[str, dict],
-    preset: str,
-    seeds: Sequence[int] | int | None,
-    overrides: Mapping[str, Any] | None,
-    cache: "RunCache | None",
-) -> tuple[dict, list[int], "RunCache"]:
-    """The start of every experiment's ``run``: resolved settings (with ``settings["seeds"]`` set), the
-    seed list, and the run cache to share (a new one when ``cache`` is None)."""
-    settings = resolve_preset(presets, preset, overrides)
-    seeds = resolve_seeds(settings, seeds)
-    settings["seeds"] = seeds
-    return settings, seeds, cache if cache is not None else RunCache()
-
-
-def resolve_seeds(settings: Mapping[str, Any], seeds: Sequence[int] | int | None) -> list[int]:
-    """``seeds`` as a list: None → the preset's, an int k → ``range(k)``, a list → itself (each >= 0)."""
-    if seeds is None:
-        seeds = settings["seeds"]
-    if isinstance(seeds, bool):
-        raise TypeError(f"seeds must be an int >= 1 or a list of ints >= 0, got {seeds!r}")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be an int >= 1 or a list of ints >= 0, got {seeds}")
-        seeds = list(range(seeds))
-    seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds}")
-    return seeds
-
-
-# ====================================================================== training runs
-@dataclass
-class RunOutput:
-    """What the experiments keep of one training run: its per-epoch history, model snapshots at chosen
-    epochs (CPU state dicts), the ledger's per-epoch summary, and the wall time."""
-
-    config: Any
-    history: list[dict]
-    snapshots: dict[int, dict]
-    ledger_summary: dict
-    wall_time: float
-    extra: dict = field(default_factory=dict)
-
-
-class RunCache:
-    """Training runs keyed by their full description, so experiments that share a setting (e.g. the
-    lrDecay run of ``memorization``, ``beliefs`` and ``complexity``) train it once per ``reproduce``."""
-
-    def __init__(self) -> None:
-        self._runs: dict[str, RunOutput] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def get_or_run(self, key: Mapping[str, Any], fn: Callable[[], RunOutput]) -> RunOutput:
-        """The cached run for ``key``, or ``fn()`` (then cached)."""
-        k = json.dumps(key, sort_keys=True, default=str)
-        if k in self._runs:
-            self.hits += 1
-            return self._runs[k]
-        self.misses += 1
-        out = fn()
-        self._runs[k] = out
-        return out
-
-
 def log(msg: str) -> None:
-    """Progress line on stderr (the experiments' runs are listed as they finish)."""
+    """Progress line on stderr."""
     print(msg, file=sys.stderr, flush=True)
 
 
-def base_config(settings: Mapping[str, Any], *, seed: int, device: str | None = None, **changes: Any):
-    """A :class:`TrainConfig` from an experiment's settings (keys named like TrainConfig fields) plus
-    ``changes``; no files, no plots, no progress bar (the experiment reports its own progress)."""
-    from lrdecay.trainer import TrainConfig
-
-    fields = {f: settings[f] for f in _CONFIG_KEYS if f in settings}
-    fields.update(changes)
-    fields.update(seed=seed, device=device or settings.get("device", "auto"), plots=False, progress=False)
-    return TrainConfig(**fields)
-
-
-_CONFIG_KEYS = (
-    "preset",
-    "n_train",
-    "n_test",
-    "label_noise",
-    "probe_groups",
-    "model",
-    "width",
-    "depth",
-    "batchnorm",
-    "epochs",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "schedule",
-    "milestones",
-    "gamma",
-)
-
-
-def train_run(
-    config,
-    *,
-    cache: RunCache | None = None,
-    snapshot_epochs: Iterable[int] = (),
-    callbacks: Sequence[Callable] = (),
-    key_extra: Mapping[str, Any] | None = None,
-    label: str = "",
-    dataset: Any = None,
-    test_sets: Mapping[str, Any] | None = None,
-) -> RunOutput:
-    """Train ``config`` (or fetch it from ``cache``), keeping state dicts at ``snapshot_epochs``.
-
-    Runs with callbacks that change the training (AutoDecay, ReduceLROnPlateau) must pass a
-    ``key_extra`` describing them so that they never share a cache entry with a plain run.
-    """
-    from lrdecay.trainer import Trainer
-
-    snaps = sorted(set(int(e) for e in snapshot_epochs))
-    key = {"config": config.identity(), "snapshots": snaps, "extra": dict(key_extra or {})}
-    if dataset is not None:
-        key["dataset"] = "custom:" + str(id(dataset))
-
-    def run() -> RunOutput:
-        snapshots: dict[int, dict] = {}
-
-        def keep(trainer, record):
-            if record["epoch"] in snaps:
-                snapshots[record["epoch"]] = {
-                    k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()
-                }
-
-        t0 = time.perf_counter()
-        trainer = Trainer(config, dataset=dataset, test_sets=test_sets, callbacks=[keep, *callbacks])
-        result = trainer.fit()
-        wall = time.perf_counter() - t0
-        summary = result.summary()
-        summary = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in summary.items()}
-        if label:
-            last = result.final
-            log(
-                f"  {label}: {config.epochs} epochs, train acc {last['train_acc']:.3f}"
-                + (f", test acc {last['test']['test']['acc']:.3f}" if "test" in last.get("test", {}) else "")
-                + f" ({wall:.1f} s)"
-            )
-        return RunOutput(config, result.history, snapshots, summary, wall)
-
-    if cache is None:
-        return run()
-    return cache.get_or_run(key, run)
-
-
 # ====================================================================== curve helpers
-def stage_ends(config) -> list[int]:
-    """Epochs (1-based, = number of completed epochs) at which each stage ends: the decay epochs and the
-    last epoch."""
-    return [*config.decay_epochs(), config.epochs]
-
-
 def series(history: Sequence[Mapping], getter: Callable[[Mapping], Any]) -> list[float | None]:
     """One value per epoch from the run's records (index 0 = epoch 1)."""
     out = []
@@ -393,7 +212,7 @@ def line_plot(
 
 # ====================================================================== results
 def finish_result(
-    module: Any,
+    exp: Any,
     *,
     preset: str,
     settings: Mapping[str, Any],
@@ -405,28 +224,31 @@ def finish_result(
     plots: Sequence[str],
     t0: float,
     notes: Sequence[str] = (),
+    training: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Assemble the experiment's result dict (JSON-serializable) in the common shape."""
+    """Assemble the result dict (JSON-serializable) of experiment record ``exp`` in the common shape."""
     summary = {}
     for k, v in per_seed.items():
         if all(x is None or isinstance(x, (int, float)) for x in v):
             summary[k] = stat(v)
     return {
-        "name": module.NAME,
-        "claim": module.CLAIM,
-        "title": module.TITLE,
-        "claim_text": module.CLAIM_TEXT,
-        "setup": module.setup_text(settings),
+        "name": exp.name,
+        "claim": exp.claim,
+        "title": exp.title,
+        "claim_text": exp.claim_text,
+        "setup": exp.setup(settings),
         "preset": preset,
         "settings": _jsonable(dict(settings)),
         "seeds": list(seeds),
         "per_seed": _jsonable(dict(per_seed)),
         "summary": summary,
+        "verdict_keys": list(exp.verdict_keys),
         "table": _jsonable(dict(table)),
         "curves": _jsonable(dict(curves)),
         "verdict": verdict.to_dict() | {"details": _jsonable(verdict.details)},
         "plots": [os.path.basename(p) for p in plots],
         "notes": list(notes),
+        "training": _jsonable(dict(training or {})),
         "wall_time": time.perf_counter() - t0,
     }
 
@@ -444,34 +266,3 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (np.integer,)):
         return int(obj)
     return obj
-
-
-class torch_threads:
-    """Context manager: ``torch.set_num_threads(n)`` inside, the previous value restored after
-    (``n=None``: unchanged). Tiny models run much faster single-threaded on a busy 2-core machine."""
-
-    def __init__(self, n: int | None) -> None:
-        self.n = n
-        self.prev: int | None = None
-
-    def __enter__(self):
-        if self.n is not None:
-            import torch
-
-            self.prev = torch.get_num_threads()
-            torch.set_num_threads(int(self.n))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.prev is not None:
-            import torch
-
-            torch.set_num_threads(self.prev)
-
-
-def plot_dir(out_dir: str | None) -> str | None:
-    """Where an experiment writes its PNGs (None: no plots)."""
-    if out_dir is None:
-        return None
-    os.makedirs(out_dir, exist_ok=True)
-    return out_dir

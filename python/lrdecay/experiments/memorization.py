@@ -1,58 +1,46 @@
 """C4: an initially large LR suppresses memorization of noisy (label-flipped) data.
 
-For each schedule (lrDecay, large, small) the ledger gives, per epoch, the memorized fraction: the share
-of label-flipped training samples predicted as their (wrong) observed label. We compare it at the end of
-stage 1 and at the end of training.
+The memorized fraction is the share of label-flipped training samples predicted as their (wrong) observed
+label. It is read two ways: from a fixed model at each stage end (an eval-mode pass over the training set,
+``train_eval`` in the run's records: what the rule uses), and from the predictions made during each epoch
+in training mode while the weights move (the per-sample ledger: reported beside it).
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any, Mapping, Sequence
 
 from lrdecay.experiments import base
 from lrdecay.experiments.common import (
+    INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
-    INCONCLUSIVE,
-    RunCache,
     Verdict,
     all_seeds,
     at_epoch,
-    finish_result,
     fmt,
     line_plot,
-    log,
     mean_curve,
-    prepare,
+    series,
     stat,
-    torch_threads,
 )
+from lrdecay.experiments.runner import Experiment
 
-NAME = "memorization"
-CLAIM = "C4"
-TITLE = "An initially large LR suppresses memorization of noisy data"
-CLAIM_TEXT = (
-    "While the LR is large, the network does not fit label-flipped samples (memorized fraction stays near "
-    "chance); memorization starts after the decay. A small LR from the start memorizes early."
-)
-PRESETS = base.BASE_PRESETS
-
-# Fixed before any result was seen.
+# Fixed before any result was seen; the measure the rule reads changed to the eval-mode pass (issue 9).
 MARGIN = 0.05
 RISE = 0.05
 RULE = (
-    f"Supported if, on every seed, the memorized fraction at the end of stage 1 is lower for lrDecay than "
-    f"for the small LR by at least {MARGIN}, and lrDecay's memorized fraction rises by at least {RISE} from "
-    f"the end of stage 1 to the end of training. Not supported if, on every seed, lrDecay's memorized "
-    f"fraction at the end of stage 1 is at least the small LR's. Otherwise inconclusive."
+    f"Memorized fraction from an eval-mode pass over the training set at each stage end. Supported if, on "
+    f"every seed, it is lower at the end of stage 1 for lrDecay than for the small LR by at least {MARGIN}, "
+    f"and lrDecay's rises by at least {RISE} from the end of stage 1 to the end of training. Not supported "
+    f"if, on every seed, lrDecay's at the end of stage 1 is at least the small LR's. Otherwise inconclusive."
 )
 
 
 def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
-    """Apply :data:`RULE` to per-seed ``mem_stage1_lrDecay``, ``mem_stage1_small``, ``mem_final_lrDecay``."""
-    d, s, f = numbers["mem_stage1_lrDecay"], numbers["mem_stage1_small"], numbers["mem_final_lrDecay"]
+    """Apply :data:`RULE` to per-seed ``mem_eval_stage1_lrDecay``, ``mem_eval_stage1_small``,
+    ``mem_eval_final_lrDecay``."""
+    d, s, f = numbers["mem_eval_stage1_lrDecay"], numbers["mem_eval_stage1_small"], numbers["mem_eval_final_lrDecay"]
     lower = [a is not None and b is not None and a <= b - MARGIN for a, b in zip(d, s)]
     rises = [a is not None and e is not None and e >= a + RISE for a, e in zip(d, f)]
     against = [a is not None and b is not None and a >= b for a, b in zip(d, s)]
@@ -65,61 +53,79 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
     return Verdict(status, RULE, {"lower_than_small": lower, "rises_after_decay": rises, "small_not_higher": against})
 
 
-def setup_text(settings: Mapping[str, Any]) -> str:
-    """The setup paragraph of the report section for these settings."""
-    return base.describe(settings) + " Memorized fraction = accuracy on label-flipped training samples " \
-        "against their noisy labels (from the per-sample ledger, predictions made during the epoch)."
+def setup(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section."""
+    return base.describe(settings) + (
+        " Memorized fraction = accuracy on label-flipped training samples against their noisy labels: from an "
+        "eval-mode pass over the training set after each epoch (used by the rule), and from the predictions "
+        "made during the epoch in training mode (per-sample ledger; reported beside it).")
 
 
-def run(
-    preset: str = "quick",
-    *,
-    seeds: Sequence[int] | int | None = None,
-    out_dir: str | None = None,
-    device: str | None = None,
-    cache: RunCache | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> dict:
-    """Run the experiment; returns the result dict (see :mod:`lrdecay.experiments.common`)."""
-    t0 = time.perf_counter()
-    settings, seeds, cache = prepare(PRESETS, preset, seeds, overrides, cache)
-    e1 = settings["milestones"][0]
-    end = settings["epochs"]
-    mem_curves: dict[str, list] = {s: [] for s in base.SCHEDULES}
-    per_seed: dict[str, list] = {}
-    log(f"[{NAME}] preset {preset}, seeds {seeds}")
-    with torch_threads(settings.get("threads")):
-        runs = {(seed, s): base.schedule_run(settings, s, seed, cache=cache, device=device)
-                for seed in seeds for s in base.SCHEDULES}
-    for seed in seeds:
-        for sched in base.SCHEDULES:
-            out = runs[seed, sched]
-            mem = [None if v != v else v for v in out.ledger_summary["memorized"]]  # NaN → None
-            mem_curves[sched].append(mem)
-            per_seed.setdefault(f"mem_stage1_{sched}", []).append(at_epoch(mem, e1))
-            per_seed.setdefault(f"mem_final_{sched}", []).append(at_epoch(mem, end))
-            for m in settings["milestones"][1:]:
-                per_seed.setdefault(f"mem_epoch{m}_{sched}", []).append(at_epoch(mem, m))
-            per_seed.setdefault(f"test_final_{sched}", []).append(out.history[-1]["test"]["test"]["acc"])
-    verdict = judge(per_seed)
-    ends = [*settings["milestones"], end]
+def _eval_mem(history) -> list:
+    return series(history, lambda r: r["train_eval"]["memorized"])
+
+
+def _ledger_mem(run) -> list:
+    return [None if v is None or v != v else v for v in run.ledger_summary["memorized"]]  # NaN → None
+
+
+def runs(settings: Mapping[str, Any], seed: int, done: Mapping) -> dict:
+    """The three base runs."""
+    return base.base_runs(settings, seed)
+
+
+def measure(settings: Mapping[str, Any], seed: int, runs: Mapping) -> dict:
+    """Memorized fraction (eval mode and in-epoch) at each stage end, and final test accuracy."""
+    ends = base.stage_ends(settings)
+    out: dict[str, Any] = {}
+    for s in base.SCHEDULES:
+        ev, led = _eval_mem(runs[s].history), _ledger_mem(runs[s])
+        out[f"mem_eval_stage1_{s}"] = at_epoch(ev, ends[0])
+        out[f"mem_eval_final_{s}"] = at_epoch(ev, ends[-1])
+        out[f"mem_epoch_stage1_{s}"] = at_epoch(led, ends[0])
+        out[f"mem_epoch_final_{s}"] = at_epoch(led, ends[-1])
+        for e in ends[1:-1]:
+            out[f"mem_eval_ep{e}_{s}"] = at_epoch(ev, e)
+            out[f"mem_epoch_ep{e}_{s}"] = at_epoch(led, e)
+        out[f"test_final_{s}"] = runs[s].history[-1]["test"]["test"]["acc"]
+    return out
+
+
+def present(settings, per_seed, runs_by_seed, out_dir):
+    """Table per schedule and measure; both memorization curves."""
+    ends = base.stage_ends(settings)
+
+    def key(kind, e, s):
+        return (f"mem_{kind}_stage1_{s}" if e == ends[0] else f"mem_{kind}_final_{s}" if e == ends[-1]
+                else f"mem_{kind}_ep{e}_{s}")
+
     rows = []
-    for sched in base.SCHEDULES:
-        cells = [sched]
-        for e in ends:
-            key = f"mem_stage1_{sched}" if e == e1 else (f"mem_final_{sched}" if e == end else f"mem_epoch{e}_{sched}")
-            cells.append(fmt(stat(per_seed[key])))
-        cells.append(fmt(stat(per_seed[f"test_final_{sched}"])))
-        rows.append(cells)
-    table = {"headers": ["schedule", *[f"memorized @ ep {e}" for e in ends], "final test acc"], "rows": rows}
-    curves = {s: mean_curve(c) for s, c in mem_curves.items()}
+    for s in base.SCHEDULES:
+        for kind, label in (("eval", "eval mode, stage end"), ("epoch", "during the epoch (ledger)")):
+            rows.append([s, label, *[fmt(stat(per_seed[key(kind, e, s)])) for e in ends],
+                         fmt(stat(per_seed[f"test_final_{s}"]))])
+    table = {"headers": ["schedule", "measure", *[f"memorized @ ep {e}" for e in ends], "final test acc"],
+             "rows": rows}
+    curves = {
+        "memorized_eval": {s: mean_curve([_eval_mem(r[s].history) for r in runs_by_seed.values()]) for s in base.SCHEDULES},
+        "memorized_epoch": {s: mean_curve([_ledger_mem(r[s]) for r in runs_by_seed.values()]) for s in base.SCHEDULES},
+    }
     plots = []
     if out_dir is not None:
+        both = {**{f"{s} (eval mode)": c for s, c in curves["memorized_eval"].items()},
+                **{f"{s} (during epoch)": c for s, c in curves["memorized_epoch"].items()}}
         plots.append(line_plot(
-            f"{out_dir}/memorization.png", curves, title="C4: memorized fraction of label-flipped samples",
-            ylabel="memorized fraction", vlines=[m + 0.5 for m in settings["milestones"]],
-        ))
-    return finish_result(
-        sys.modules[__name__], preset=preset, settings=settings, seeds=seeds,
-        per_seed=per_seed, table=table, curves={"memorized": curves}, verdict=verdict, plots=plots, t0=t0,
-    )
+            f"{out_dir}/memorization.png", both, title="C4: memorized fraction of label-flipped samples",
+            ylabel="memorized fraction", vlines=[m + 0.5 for m in settings["milestones"]]))
+    return table, curves, plots, []
+
+
+EXPERIMENT = Experiment(
+    name="memorization", claim="C4", title="An initially large LR suppresses memorization of noisy data",
+    claim_text=("While the LR is large, the network does not fit label-flipped samples (memorized fraction stays "
+                "near chance); memorization starts after the decay. A small LR from the start memorizes early."),
+    presets=base.BASE_PRESETS, options=base.BASE_OPTIONS, rule=RULE, judge=judge,
+    verdict_keys=("mem_eval_stage1_lrDecay", "mem_eval_stage1_small", "mem_eval_final_lrDecay",
+                  "mem_epoch_stage1_lrDecay", "mem_epoch_stage1_small"),
+    runs=runs, measure=measure, present=present, setup=setup,
+)

@@ -8,8 +8,6 @@ run (constant large LR) gives the same ratio at the same epochs as a control.
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any, Mapping, Sequence
 
 from lrdecay.experiments import base
@@ -17,28 +15,16 @@ from lrdecay.experiments.common import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
-    RunCache,
     Verdict,
     all_seeds,
-    finish_result,
     fmt,
     line_plot,
-    log,
     mean_curve,
-    prepare,
     series,
     sharpness,
     stat,
-    torch_threads,
 )
-
-NAME = "stages"
-CLAIM = "C1"
-TITLE = "SGD with step decay: stages with sharp transitions"
-CLAIM_TEXT = (
-    "With SGD and step decay, the training curves split into stages with sharp transitions at each decay."
-)
-PRESETS = base.BASE_PRESETS
+from lrdecay.experiments.runner import Experiment
 
 # Fixed before any result was seen.
 MIN_JUMP = 0.02
@@ -65,50 +51,41 @@ def judge(numbers: Mapping[str, Sequence[float]]) -> Verdict:
     return Verdict(status, RULE, {"sharp_on_seed": support, "flat_on_seed": against})
 
 
-def setup_text(settings: Mapping[str, Any]) -> str:
-    """The setup paragraph of the report section for these settings."""
+def setup(settings: Mapping[str, Any]) -> str:
+    """The setup paragraph of the report section."""
     return base.describe(settings) + " Compared: lrDecay vs the constant large LR (no decay)."
 
 
-def run(
-    preset: str = "quick",
-    *,
-    seeds: Sequence[int] | int | None = None,
-    out_dir: str | None = None,
-    device: str | None = None,
-    cache: RunCache | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> dict:
-    """Run the experiment; returns the result dict (see :mod:`lrdecay.experiments.common`)."""
-    t0 = time.perf_counter()
-    settings, seeds, cache = prepare(PRESETS, preset, seeds, overrides, cache)
-    decays = [m for m in settings["milestones"] if m < settings["epochs"]]
-    log(f"[{NAME}] preset {preset}, seeds {seeds}")
-    with torch_threads(settings.get("threads")):
-        runs = {(seed, s): base.schedule_run(settings, s, seed, cache=cache, device=device)
-                for seed in seeds for s in ("lrDecay", "large")}
-    per_seed: dict[str, list] = {}
-    acc_curves: dict[str, list] = {"lrDecay": [], "large (no decay)": []}
-    loss_curves: dict[str, list] = {"lrDecay": [], "large (no decay)": []}
-    for seed in seeds:
-        for sched, label in (("lrDecay", "lrDecay"), ("large", "large (no decay)")):
-            h = runs[seed, sched].history
-            acc = series(h, lambda r: r["train_acc"])
-            loss = series(h, lambda r: r["train_loss"])
-            acc_curves[label].append(acc)
-            loss_curves[label].append(loss)
-            neg_loss = [None if v is None else -v for v in loss]
-            tag = "decay" if sched == "lrDecay" else "control"
-            for i, d in enumerate(decays, 1):
-                sa, sl = sharpness(acc, d), sharpness(neg_loss, d)
-                per_seed.setdefault(f"jump_acc_{tag}{i}", []).append(sa["after"])
-                per_seed.setdefault(f"before_acc_{tag}{i}", []).append(sa["before"])
-                per_seed.setdefault(f"ratio_acc_{tag}{i}", []).append(sa["ratio"])
-                per_seed.setdefault(f"drop_loss_{tag}{i}", []).append(sl["after"])
-                per_seed.setdefault(f"ratio_loss_{tag}{i}", []).append(sl["ratio"])
-    verdict = judge(per_seed)
+def runs(settings: Mapping[str, Any], seed: int, done: Mapping) -> dict:
+    """lrDecay and the constant large LR (the shared base runs)."""
+    return base.base_runs(settings, seed, ("lrDecay", "large"))
+
+
+def _decays(settings):
+    return [m for m in settings["milestones"] if m < settings["epochs"]]
+
+
+def measure(settings: Mapping[str, Any], seed: int, runs: Mapping) -> dict:
+    """Sharpness of train accuracy and loss at each decay, for lrDecay and the control."""
+    out: dict[str, Any] = {}
+    for sched, tag in (("lrDecay", "decay"), ("large", "control")):
+        h = runs[sched].history
+        acc = series(h, lambda r: r["train_acc"])
+        neg_loss = [None if v is None else -v for v in series(h, lambda r: r["train_loss"])]
+        for i, d in enumerate(_decays(settings), 1):
+            sa, sl = sharpness(acc, d), sharpness(neg_loss, d)
+            out[f"jump_acc_{tag}{i}"] = sa["after"]
+            out[f"before_acc_{tag}{i}"] = sa["before"]
+            out[f"ratio_acc_{tag}{i}"] = sa["ratio"]
+            out[f"drop_loss_{tag}{i}"] = sl["after"]
+            out[f"ratio_loss_{tag}{i}"] = sl["ratio"]
+    return out
+
+
+def present(settings, per_seed, runs_by_seed, out_dir):
+    """Table of sharpness per decay; train accuracy and loss curves."""
     rows = []
-    for i, d in enumerate(decays, 1):
+    for i, d in enumerate(_decays(settings), 1):
         for tag, label in (("decay", "lrDecay"), ("control", "no decay")):
             rows.append([
                 f"after epoch {d}", label,
@@ -121,16 +98,25 @@ def run(
                     "sharpness (acc)", "loss drop, epoch after", "sharpness (loss)"],
         "rows": rows,
     }
-    curves = {"train_acc": {k: mean_curve(v) for k, v in acc_curves.items()},
-              "train_loss": {k: mean_curve(v) for k, v in loss_curves.items()}}
+    curves: dict[str, dict] = {"train_acc": {}, "train_loss": {}}
+    for sched, label in (("lrDecay", "lrDecay"), ("large", "large (no decay)")):
+        hs = [runs_by_seed[s][sched].history for s in runs_by_seed]
+        curves["train_acc"][label] = mean_curve([series(h, lambda r: r["train_acc"]) for h in hs])
+        curves["train_loss"][label] = mean_curve([series(h, lambda r: r["train_loss"]) for h in hs])
     plots = []
     if out_dir is not None:
-        vl = [d + 0.5 for d in decays]
+        vl = [d + 0.5 for d in _decays(settings)]
         plots.append(line_plot(f"{out_dir}/stages_acc.png", curves["train_acc"], title="C1: train accuracy",
                                ylabel="train accuracy", vlines=vl))
         plots.append(line_plot(f"{out_dir}/stages_loss.png", curves["train_loss"], title="C1: train loss",
                                ylabel="train loss", vlines=vl))
-    return finish_result(
-        sys.modules[__name__], preset=preset, settings=settings, seeds=seeds, per_seed=per_seed, table=table,
-        curves=curves, verdict=verdict, plots=plots, t0=t0,
-    )
+    return table, curves, plots, []
+
+
+EXPERIMENT = Experiment(
+    name="stages", claim="C1", title="SGD with step decay: stages with sharp transitions",
+    claim_text="With SGD and step decay, the training curves split into stages with sharp transitions at each decay.",
+    presets=base.BASE_PRESETS, options=base.BASE_OPTIONS, rule=RULE, judge=judge,
+    verdict_keys=("jump_acc_decay1", "ratio_acc_decay1", "ratio_acc_control1"),
+    runs=runs, measure=measure, present=present, setup=setup,
+)

@@ -9,11 +9,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from lrdecay._validate import check_bool as _bool
+from lrdecay._validate import check_int as _int
+from lrdecay._validate import check_real as _float
+from lrdecay._validate import check_str as _str
+
 __all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS"]
 
+from lrdecay.trainer.schedule import FIXED, HOST, RunSchedule
+
 #: Schedules decided at each epoch end on the host, from the epoch's numbers (not known in advance).
-HOST_SCHEDULES = ("auto", "plateau", "train_acc")
-SCHEDULES = ("constant", "multistep", "step", "exponential", "cosine", *HOST_SCHEDULES)
+HOST_SCHEDULES = tuple(HOST)
+SCHEDULES = (*FIXED, *HOST_SCHEDULES)
 OPTIMIZERS = ("fused", "torch")
 
 # Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
@@ -148,7 +155,15 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ValueError/TypeError naming the first bad field and its accepted range."""
+        """Raise ValueError/TypeError naming the first bad field and its accepted range (numpy scalars
+        are first turned into Python ones, so the config stays JSON)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+                setattr(self, f.name, value.item())
+        if isinstance(self.milestones, list):
+            self.milestones = [m.item() if hasattr(m, "item") and getattr(m, "ndim", None) == 0 else m
+                               for m in self.milestones]
         _int("n_train", self.n_train, 1)
         _int("n_test", self.n_test, 0)
         _str("preset", self.preset)
@@ -259,18 +274,18 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ derived values
     def decay_epochs(self) -> list[int]:
-        """Epoch boundaries (number of completed epochs) after which the LR drops: stage ends.
+        """Epoch boundaries (number of completed epochs) after which the LR changes: stage ends.
 
         For ``multistep`` the milestones below ``epochs``; for ``step`` every ``step_size``; continuous
         schedules (exponential, cosine) and constant have none. Host-side schedules (``auto``,
         ``plateau``, ``train_acc``) decide during the run: read the decays from the run's history
-        (:func:`lrdecay.trainer.decays_in`).
+        (:func:`lrdecay.trainer.decays_in`). (Derived from :class:`lrdecay.trainer.schedule.RunSchedule`.)
         """
-        if self.schedule == "multistep":
-            return [m for m in self.milestones if m < self.epochs]
-        if self.schedule == "step":
-            return list(range(self.step_size, self.epochs, self.step_size))
-        return []
+        return self.run_schedule().decay_epochs()
+
+    def run_schedule(self) -> RunSchedule:
+        """This config's schedule: device form, torch scheduler, host-side decider, per-epoch LR."""
+        return RunSchedule(self)
 
     @property
     def host_schedule(self) -> bool:
@@ -278,18 +293,10 @@ class TrainConfig:
         return self.schedule in HOST_SCHEDULES
 
     def lr_at_epoch(self, epoch: int) -> float:
-        """The LR used during 0-based ``epoch``, following torch's closed forms for the schedulers (for a
-        host-side schedule: the LR before any decay; the run's records hold the LRs it used)."""
-        if self.schedule == "constant" or self.host_schedule:
-            return self.lr
-        if self.schedule == "multistep":
-            return self.lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
-        if self.schedule == "step":
-            return self.lr * self.gamma ** (epoch // self.step_size)
-        if self.schedule == "exponential":
-            return self.lr * self.gamma**epoch
-        # cosine over all epochs
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+        """The LR used during 0-based ``epoch`` by the schedule's one definition
+        (:data:`lrdecay.trainer.schedule.FIXED`); for a host-side schedule the LR before any decay (the
+        run's records hold the LRs it used)."""
+        return self.run_schedule().lr_at_epoch(epoch)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
@@ -297,10 +304,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """JSON text of the config; also written to ``path`` when given."""
+        """JSON text of the config; also written to ``path`` when given (atomically)."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
+            from lrdecay._atomic import atomic_write
+
+            with atomic_write(path, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
         return text
 
@@ -345,27 +354,3 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that determine a run's numbers (used to match a checkpoint to a config)."""
         return {k: v for k, v in self.to_dict().items() if k not in _OBSERVATION_FIELDS}
-
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-
-
-def _float(name: str, value: Any, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
-    if not (lo <= value <= hi) or math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number in [{lo}, {hi}], got {value}")
-
-
-def _bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-
-
-def _str(name: str, value: Any) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {value!r}")
