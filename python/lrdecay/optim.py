@@ -92,6 +92,29 @@ def _validate_hyper(values: dict[str, Any]) -> None:
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
+def rehome_flat(params: list[torch.Tensor], offsets: list[int]):
+    """Move ``params`` (one dtype and device) into one flat parameter and one flat gradient buffer:
+    parameter ``i`` becomes the view ``[offsets[i], offsets[i+1])`` of each (``p.data`` and ``p.grad`` are
+    the views, so the model and autograd keep working on them). Returns ``(flat_p, flat_g, p_views,
+    g_views)``."""
+    ref = params[0]
+    with torch.no_grad():
+        flat_p = torch.empty(offsets[-1], dtype=ref.dtype, device=ref.device)
+        flat_g = torch.zeros(offsets[-1], dtype=ref.dtype, device=ref.device)
+        p_views, g_views = [], []
+        for p, a, b in zip(params, offsets, offsets[1:]):
+            pv = flat_p[a:b].view(p.shape)
+            pv.copy_(p.detach())
+            gv = flat_g[a:b].view(p.shape)
+            if p.grad is not None:
+                gv.copy_(p.grad.detach())
+            p.data = pv
+            p.grad = gv
+            p_views.append(pv)
+            g_views.append(gv)
+    return flat_p, flat_g, p_views, g_views
+
+
 class _Bucket:
     """The parameters of one (group, device, dtype), re-homed into flat buffers (triton backend)."""
 
@@ -101,23 +124,7 @@ class _Bucket:
         self.offsets = [0]
         for n in self.sizes:
             self.offsets.append(self.offsets[-1] + n)
-        ref = params[0]
-        total = self.offsets[-1]
-        with torch.no_grad():
-            self.flat_p = torch.empty(total, dtype=ref.dtype, device=ref.device)
-            self.flat_g = torch.zeros(total, dtype=ref.dtype, device=ref.device)
-            self.p_views: list[torch.Tensor] = []
-            self.g_views: list[torch.Tensor] = []
-            for p, a, b in zip(params, self.offsets, self.offsets[1:]):
-                pv = self.flat_p[a:b].view(p.shape)
-                pv.copy_(p.detach())
-                gv = self.flat_g[a:b].view(p.shape)
-                if p.grad is not None:
-                    gv.copy_(p.grad.detach())
-                p.data = pv
-                p.grad = gv
-                self.p_views.append(pv)
-                self.g_views.append(gv)
+        self.flat_p, self.flat_g, self.p_views, self.g_views = rehome_flat(params, self.offsets)
         self.flat_m: torch.Tensor | None = None
         self.m_views: list[torch.Tensor] = []
         self.has_buf = [False] * len(params)
@@ -741,25 +748,10 @@ class StackedSGD(Optimizer):
         self.offsets = [0]
         for n in self.sizes:
             self.offsets.append(self.offsets[-1] + K * n)
-        total = self.offsets[-1]
-        ref = params[0]
-        with torch.no_grad():
-            self.flat_p = torch.empty(total, dtype=ref.dtype, device=ref.device)
-            self.flat_g = torch.zeros(total, dtype=ref.dtype, device=ref.device)
-            any_momentum = any(v != 0 for v in self._hyper["momentum"])
-            self.flat_m = torch.zeros(total, dtype=ref.dtype, device=ref.device) if any_momentum else None
-            self.p_views, self.g_views = [], []
-            for p, a, b in zip(params, self.offsets, self.offsets[1:]):
-                pv = self.flat_p[a:b].view(p.shape)
-                pv.copy_(p.detach())
-                gv = self.flat_g[a:b].view(p.shape)
-                if p.grad is not None:
-                    gv.copy_(p.grad.detach())
-                p.data = pv
-                p.grad = gv
-                self.p_views.append(pv)
-                self.g_views.append(gv)
-            self.params = params
+        self.flat_p, self.flat_g, self.p_views, self.g_views = rehome_flat(params, self.offsets)
+        any_momentum = any(v != 0 for v in self._hyper["momentum"])
+        self.flat_m = torch.zeros_like(self.flat_p) if any_momentum else None
+        self.params = params
         self._tiles = None
 
     def _member_runs(self, m: int) -> list[tuple[int, int]]:
