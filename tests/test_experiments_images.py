@@ -305,7 +305,7 @@ def test_class_split_target_is_exactly_the_held_out_classes():
 
 def test_class_split_of_too_few_classes_does_not_apply(tmp_path):
     for split in ("train", "test"):
-        make_tree(str(tmp_path / split), classes=("a", "b", "c"), per_class=(5, 5, 5), size=(8, 8))
+        make_tree(str(tmp_path / split), classes=("a", "b", "c"), per_class=(30, 30, 30), size=(8, 8), nested=False)
     plan = experiments.plan(["transfer", "stages"], "tiny", data="folder", data_dir=str(tmp_path))
     assert "transfer" in plan.skipped and "at least 4 classes" in plan.skipped["transfer"]
     assert [e.name for e in plan.runnable] == ["stages"]

@@ -57,7 +57,7 @@ PRESETS = {p: {**base.BASE_PRESETS[p], **_GD[p]} for p in base.BASE_PRESETS}
 _GD_IMAGES = {
     "digits": {"tiny": {"gd_n_train": 256, "gd_steps": 40}, "quick": {"gd_n_train": 500, "gd_steps": 500}},
     "other": {"tiny": {"gd_n_train": 128, "gd_steps": 30}, "quick": {"gd_n_train": 5_000, "gd_steps": 2_000},
-              "full": {"gd_n_train": 5_000, "gd_steps": 4_000}},
+              "full": {"gd_n_train": 5_000, "gd_steps": 3_000}},
 }
 IMAGE_PRESETS = base.image_presets(
     lambda data, preset: {**_GD_IMAGES["digits" if data == "digits" else "other"][preset], "augment": "none"})
