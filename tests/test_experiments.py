@@ -92,7 +92,8 @@ def test_result_structure(tiny_results, name):
 def test_shared_runs_are_trained_once(tiny_results):
     results, out = tiny_results
     # base runs: 3 schedules × 3 seeds; gd: SGD + GD × 3; autodecay: 2 extra arms × 3
-    assert len(os.listdir(os.path.join(out, "runs"))) == 9 + 6 + 6
+    runs = os.path.join(out, "runs", "runs")
+    assert len([d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d))]) == 9 + 6 + 6
     assert results["beliefs"]["training"]["shared_runs"] == 9
     assert results["gd"]["training"]["shared_runs"] == 0
     assert results["autodecay"]["training"] == {**results["autodecay"]["training"], "runs": 9, "shared_runs": 3}
@@ -106,10 +107,12 @@ def test_rerun_reads_runs_back_and_gives_the_same_numbers(tiny_results):
         assert again[name]["training"]["cached_runs"] == again[name]["training"]["runs"]
 
 
-def test_process_pool_gives_the_numbers_of_in_process_training(tiny_results, tmp_path):
+@pytest.mark.parametrize("executor", ["process", "stack"])
+def test_every_executor_gives_the_same_numbers(tiny_results, tmp_path, executor):
     results, _ = tiny_results
-    pooled = experiments.run_all(["stages"], "tiny", out_dir=str(tmp_path), workers=2, progress=False)
-    assert pooled["stages"]["per_seed"] == results["stages"]["per_seed"]
+    other = experiments.run_all(["stages"], "tiny", out_dir=str(tmp_path), workers=2, executor=executor,
+                                progress=False)
+    assert other["stages"]["per_seed"] == results["stages"]["per_seed"]
 
 
 def test_memorization_reads_the_eval_mode_pass(tiny_results):

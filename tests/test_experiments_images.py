@@ -66,7 +66,8 @@ def test_digits_reproduce_runs_every_experiment_that_applies(digits_report):
             assert os.path.getsize(os.path.join(out, p)) > 1000
         assert "scikit-learn's digits" in r["setup"] and "ResNet-20" in r["setup"]
     # base runs (3 schedules), gd (SGD + GD), autodecay (2 arms), transfer (its own 2 class-split runs): × 2 seeds
-    assert len(os.listdir(os.path.join(out, "runs"))) == 2 * (3 + 2 + 2 + 2)
+    runs = os.path.join(out, "runs", "runs")
+    assert len([d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d))]) == 2 * (3 + 2 + 2 + 2)
     assert results["beliefs"]["training"]["shared_runs"] == 6
 
 
@@ -109,11 +110,11 @@ def test_digits_transfer_holds_out_half_the_classes(digits_report):
     for k in ("probe_stage1", "probe_final", "probe_final_large"):
         assert all(0.0 <= v <= 1.0 for v in r["per_seed"][k])
     # its source runs are its own: trained on classes 0-4 only
-    from lrdecay.trainer import load_checkpoint
-
+    runs = os.path.join(out, "runs", "runs")
     classes = set()
-    for f in os.listdir(os.path.join(out, "runs")):
-        classes.add(str(load_checkpoint(os.path.join(out, "runs", f))["config"]["classes"]))
+    for d in os.listdir(runs):
+        with open(os.path.join(runs, d, "config.json"), encoding="utf-8") as f:
+            classes.add(str(json.load(f)["classes"]))
     assert classes == {"None", "[0, 1, 2, 3, 4]"}
 
 
@@ -362,3 +363,10 @@ def test_folder_reproduce_with_class_split(tmp_path, one_torch_thread):
     assert r["settings"]["n_target_train"] == 60 and r["settings"]["n_target_test"] == 10
     assert r["settings"]["train_subset"] is None  # 256 > the 90 source images: all of them
     assert payload["experiments"]["complexity"]["verdict"]["status"] == DOES_NOT_APPLY
+    # run ids leave data_dir out: the same folder name elsewhere must not read these runs back as its own
+    import shutil
+
+    shutil.copytree(tmp_path / "tree", tmp_path / "other")
+    with pytest.raises(ValueError, match="use another output folder"):
+        experiments.run_all(["transfer"], "tiny", data="folder", data_dir=str(tmp_path / "other"), seeds=1,
+                            out_dir=str(out), progress=False)

@@ -185,11 +185,12 @@ def _run_experiments(names, args) -> int:
     on = "" if data is None else f" on {plan.data_info.describe() if plan.data_info else data}"
     skipped = "".join(f"; {n} does not apply ({why})" for n, why in plan.skipped.items())
     print(f"{args.command_line}: {', '.join(e.name for e in plan.runnable) or 'nothing to run'}{on}, preset "
-          f"{preset}, {len(plan.first_round())} runs, {args.workers} worker(s){skipped}; finished runs are kept in "
+          f"{preset}, {len(plan.first_round())} runs, executor {args.executor}, {args.workers} worker(s){skipped}; "
+          f"finished runs are kept in "
           f"{os.path.join(args.out, 'runs')} (rerun the command to resume)", file=sys.stderr, flush=True)
     try:
         results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
-                                      workers=args.workers, data=data, data_dir=data_dir)
+                                      workers=args.workers, executor=args.executor, data=data, data_dir=data_dir)
     except KeyboardInterrupt:
         print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command resumes",
               file=sys.stderr)
@@ -204,9 +205,11 @@ def _run_experiments(names, args) -> int:
         "seeds": seeds if seeds is not None else "preset default",
         "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")
         + (f" --data {data}" if data else "") + (f" --data-dir {data_dir}" if data_dir else "")
-        + (f" --workers {args.workers}" if args.workers != 1 else "") + f" --out {args.out}",
+        + (f" --workers {args.workers}" if args.workers != 1 else "")
+        + (f" --executor {args.executor}" if args.executor != "auto" else "") + f" --out {args.out}",
         "wall_time": time.perf_counter() - t0,
         "workers": args.workers,
+        "executor": args.executor,
         "threads": min((t for t in threads if t), default=None),
         "notes": list(notes.get(preset, [])),
     }
@@ -243,6 +246,49 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise ValueError(f"--only must name at least one of {list(experiments.NAMES)}")
     args.command_line = "lrdecay reproduce" + (f" --only {','.join(names)}" if args.only else "")
     return _run_experiments(names, args)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lrdecay.sweep import run_sweep
+
+    try:
+        result = run_sweep(
+            args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
+            stack=not args.no_stack, max_members=args.max_members, checkpoint_seconds=args.checkpoint_seconds,
+            retries=args.retries, extend=args.extend, cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+        )
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
+    for o in result.failed:
+        last = (o.error or "").strip().splitlines()[-1:] or ["?"]
+        print(f"failed: run {o.id} ({o.run.setting or 'seed ' + str(o.run.seed)}): {last[0]}", file=sys.stderr)
+    print(f"{result.summary()} ({result.wall_time:.1f} s, executor {result.executor})")
+    # The exit status is the number of failed runs (capped below the shell's reserved codes).
+    return min(result.n_failed, 125)
+
+
+def _cmd_sweep_plot(args: argparse.Namespace) -> int:
+    from lrdecay.sweep import load_sweep
+    from lrdecay.sweep.plots import regime_map, run_curves
+
+    if (args.map is None) == (args.curves is None):
+        raise ValueError("give exactly one of --map X Y (a regime map) or --curves METRIC (per-epoch curves)")
+    result = load_sweep(args.dir)
+    epoch = "last" if args.epoch == "last" else int(args.epoch)
+    if args.map is not None:
+        x, y = args.map
+        safe = args.metric.replace("/", "_")
+        out = args.out or os.path.join(args.dir, "plots", f"map_{safe}_{x}_{y}" + ("_diff" if args.diff else "") + ".png")
+        path = regime_map(result, x, y, args.metric, out, by=None if args.by == "none" else args.by,
+                          diff=args.diff, epoch=epoch)
+    else:
+        out = args.out or os.path.join(args.dir, "plots", f"curves_{args.curves.replace('/', '_')}.png")
+        by = [c for c in args.by.split(",") if c] if args.by != "none" else ["run_id"]
+        path = run_curves(result, args.curves, out, by=by)
+    print(path)
+    return 0
 
 
 def _cmd_regime(args: argparse.Namespace) -> int:
@@ -313,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
                        help="training processes, one torch thread each on CPU (default: 2 on a multi-core "
                             "machine); use 1 on a GPU")
+        p.add_argument("--executor", choices=["auto", "stack", "process", "ray"], default="auto",
+                       help="how the runs train (lrdecay.sweep): auto, stack (this process, runs sharing an "
+                            "architecture as one stacked model), process (a local pool), ray (default: auto)")
 
     ru = sub.add_parser("run", help="run one experiment of the paper (results.json, report.md, PNGs)",
                         description="Run one experiment of the paper and write its report section, results.json "
@@ -332,6 +381,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only these experiments (repeatable or comma-separated): " + ", ".join(NAMES))
     add_experiment_flags(rp, "report")
     rp.set_defaults(func=_cmd_reproduce)
+
+    sw = sub.add_parser(
+        "sweep", help="run a sweep (SPEC: TOML/JSON base config, grid, settings, seeds) into one folder and table",
+        description="Run every run of SPEC into --out (runs/<id>/, table.csv, sweep.json). Rerunning skips "
+        "finished runs and resumes unfinished ones. Exit status: the number of failed runs.")
+    sw.add_argument("spec", help="sweep spec file (.toml or .json)")
+    sw.add_argument("--out", required=True, help="sweep folder")
+    sw.add_argument("--executor", default="auto", choices=["auto", "stack", "process", "ray"],
+                    help="auto (default), stack (this process), process (local pool), ray")
+    sw.add_argument("--workers", type=int, default=None, help="worker processes / concurrent tasks (default: one per core or GPU)")
+    sw.add_argument("--address", default=None, help="Ray cluster address (implies --executor ray)")
+    sw.add_argument("--no-stack", action="store_true", help="train every run alone instead of stacking runs that share an architecture")
+    sw.add_argument("--max-members", type=int, default=64, help="most runs in one stacked model (default 64)")
+    sw.add_argument("--checkpoint-seconds", type=float, default=30.0,
+                    help="a run checkpoints at an epoch end once this many seconds passed since its last one "
+                    "(0: every epoch; default 30)")
+    sw.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
+    sw.add_argument("--extend", action="store_true", help="add this spec's runs to a folder holding another sweep")
+    sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs each task asks for (default 1)")
+    sw.add_argument("--gpus-per-task", type=float, default=None,
+                    help="Ray: GPUs each task asks for, fractional allowed (default: 1 for CUDA runs, else 0)")
+    sw.set_defaults(func=_cmd_sweep)
+
+    sp = sub.add_parser("sweep-plot", help="plots from a sweep's table: a regime map over two axes, or per-epoch curves",
+                        description="--map X Y --metric M: the metric (each run's last value, or --epoch N), "
+                        "mean over seeds, as a heatmap over two axes, one panel per --by value (or --diff A B: "
+                        "the difference of two of them). --curves M: the metric per epoch, mean ± std over "
+                        "seeds, one line per --by group (comma-separated columns).")
+    sp.add_argument("dir", help="sweep folder")
+    sp.add_argument("--map", nargs=2, metavar=("X", "Y"), help="two axes (config fields, e.g. lr label_noise)")
+    sp.add_argument("--metric", default="test.test.acc", help="table column for --map (default: test.test.acc)")
+    sp.add_argument("--curves", metavar="METRIC", help="per-epoch curves of this table column")
+    sp.add_argument("--by", default="setting", help="panel / line grouping column(s) (default: setting; none)")
+    sp.add_argument("--diff", nargs=2, metavar=("A", "B"), help="with --map: one panel of A - B (two --by values)")
+    sp.add_argument("--epoch", default="last", help="with --map: the epoch read (default: each run's last value)")
+    sp.add_argument("--out", default=None, help="PNG path (default: DIR/plots/...)")
+    sp.set_defaults(func=_cmd_sweep_plot)
 
     rg = sub.add_parser(
         "regime", help="the pre-registered regime search: where lrDecay beats both constant LRs (pilot seeds)",

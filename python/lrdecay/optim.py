@@ -571,3 +571,360 @@ class FusedSGD(Optimizer):
                             b.has_buf[idx] = True
                         b.all_have_buf = all(b.has_buf)
         self._refresh_lr()
+
+
+# ============================================================================ stacked members
+# Appended as its own section: K independent SGD optimizers (one per member of a stacked model) in one
+# optimizer, one launch per step. See lrdecay.sweep.stack_model for the stacked models it serves.
+
+from typing import Sequence  # noqa: E402
+
+__all__ += ["StackedSGD"]
+
+
+def _per_member(name: str, value: Any, members: int) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != members:
+            raise ValueError(f"{name} must be a scalar or a sequence of {members} values (one per member), got {len(value)}")
+        return list(value)
+    if isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a Python number or a sequence of them, not a tensor")
+    return [value] * members
+
+
+class StackedSGD(Optimizer):
+    """SGD-momentum for the K members of a stacked model, each with its own hyperparameters and LR schedule.
+
+    Every parameter has the members on dim 0 (shape ``(K, ...)``); member ``m`` of every parameter is
+    updated exactly as ``torch.optim.SGD`` (or :class:`FusedSGD`) would update that member alone with
+    ``lr[m]``, ``momentum[m]``, ``dampening[m]``, ``weight_decay[m]``, ``nesterov[m]`` and
+    ``schedules[m]``. The parameters are re-homed into one flat buffer (each ``(K, ...)`` parameter a
+    contiguous segment in which member ``m`` owns a
+    run of elements per parameter; ``p.data`` and ``p.grad`` become views of it), so that:
+
+    - ``backend="triton"`` (CUDA, or ``TRITON_INTERPRET=1``): a step is **one launch** over the whole
+      buffer; each member's LR is computed inside the kernel from its schedule and the device step
+      counter (no host sync; the step can be captured in a CUDA graph and replayed).
+    - ``backend="torch"`` (CPU): each member's runs are one call of the Rust one-pass step
+      (float32; bit-equal to torch.optim.SGD), or torch ops for other dtypes; LRs are evaluated on the
+      host from the same schedule codes.
+
+    Args:
+        params: tensors with the members on dim 0 (one device, one floating dtype).
+        members: K.
+        lr, momentum, dampening, weight_decay, nesterov: a value for every member, or a sequence of K.
+        schedules: None, or K entries each a :class:`lrdecay.schedules.Schedule` (base LR ``lr[m]`` unless
+            the schedule has its own) or None (that member's LR is ``lr[m]`` until :meth:`set_lr` changes
+            it: host-side schedules such as AutoDecay or ReduceLROnPlateau).
+        backend: ``"auto"``, ``"triton"`` or ``"torch"``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        members: int,
+        *,
+        lr: float | Sequence[float],
+        momentum: float | Sequence[float] = 0.0,
+        dampening: float | Sequence[float] = 0.0,
+        weight_decay: float | Sequence[float] = 0.0,
+        nesterov: bool | Sequence[bool] = False,
+        schedules: Sequence[Schedule | None] | None = None,
+        backend: str = "auto",
+    ) -> None:
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"members must be an int >= 1, got {members!r}")
+        K = members
+        hyper = {
+            "lr": _per_member("lr", lr, K),
+            "momentum": _per_member("momentum", momentum, K),
+            "dampening": _per_member("dampening", dampening, K),
+            "weight_decay": _per_member("weight_decay", weight_decay, K),
+        }
+        nest = _per_member("nesterov", nesterov, K)
+        for m in range(K):
+            one = {k: v[m] for k, v in hyper.items()}
+            if not isinstance(nest[m], bool):
+                raise TypeError(f"nesterov[{m}] must be a bool, got {nest[m]!r}")
+            one["nesterov"] = nest[m]
+            try:
+                _validate_hyper(one)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"member {m}: {exc}") from None
+        sched = list(schedules) if schedules is not None else [None] * K
+        if len(sched) != K:
+            raise ValueError(f"schedules must have {K} entries (one per member, None allowed), got {len(sched)}")
+        for m, s in enumerate(sched):
+            if s is not None and not isinstance(s, Schedule):
+                raise TypeError(f"schedules[{m}] must be a lrdecay.schedules.Schedule or None, got {type(s).__name__}")
+        params = list(params)
+        if not params:
+            raise ValueError("StackedSGD got an empty parameter list")
+        for i, p in enumerate(params):
+            if not isinstance(p, torch.Tensor):
+                raise TypeError(f"params[{i}] must be a tensor, got {type(p).__name__}")
+            if p.is_sparse or not p.is_floating_point():
+                raise TypeError(f"params[{i}] must be a dense floating-point tensor, got {p.dtype}")
+            if p.dim() < 1 or p.shape[0] != K:
+                raise ValueError(f"params[{i}] must have the {K} members on dim 0, got shape {tuple(p.shape)}")
+            if p.device != params[0].device or p.dtype != params[0].dtype:
+                raise ValueError("StackedSGD needs every parameter on one device with one dtype")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        dev = params[0].device
+        if backend == "auto":
+            backend = "triton" if dev.type == "cuda" and _triton_available() else "torch"
+        elif backend == "triton":
+            from lrdecay.kernels import interpreting
+
+            if not _triton_available():
+                raise ValueError("backend='triton' needs the triton package; use backend='torch' or 'auto'")
+            if dev.type != "cuda" and not interpreting():
+                raise ValueError("backend='triton' needs CUDA parameters (or TRITON_INTERPRET=1); use 'torch' or 'auto'")
+        self.backend = backend
+        self.members = K
+        self.nesterov = nest
+        self.schedules = sched
+        self._hyper = hyper
+        self._step_host = 0
+        self._has_buf = False
+        defaults = dict(lr=list(hyper["lr"]), momentum=list(hyper["momentum"]), dampening=list(hyper["dampening"]),
+                        weight_decay=list(hyper["weight_decay"]), nesterov=list(nest), maximize=False)
+        super().__init__(params, defaults)
+        self._rehome(params)
+        self._codes = [self._code(m) for m in range(K)]
+        self._build_tables()
+        self._refresh_group()
+
+    # ----------------------------------------------------------------- layout
+    def _rehome(self, params: list[torch.Tensor]) -> None:
+        # One segment per parameter, each (K, ...) contiguous: the parameters stay ordinary contiguous
+        # tensors (views of the flat buffer), and member m's elements of segment j are one contiguous run.
+        K = self.members
+        self.sizes = [p[0].numel() for p in params]
+        self.offsets = [0]
+        for n in self.sizes:
+            self.offsets.append(self.offsets[-1] + K * n)
+        total = self.offsets[-1]
+        ref = params[0]
+        with torch.no_grad():
+            self.flat_p = torch.empty(total, dtype=ref.dtype, device=ref.device)
+            self.flat_g = torch.zeros(total, dtype=ref.dtype, device=ref.device)
+            any_momentum = any(v != 0 for v in self._hyper["momentum"])
+            self.flat_m = torch.zeros(total, dtype=ref.dtype, device=ref.device) if any_momentum else None
+            self.p_views, self.g_views = [], []
+            for p, a, b in zip(params, self.offsets, self.offsets[1:]):
+                pv = self.flat_p[a:b].view(p.shape)
+                pv.copy_(p.detach())
+                gv = self.flat_g[a:b].view(p.shape)
+                if p.grad is not None:
+                    gv.copy_(p.grad.detach())
+                p.data = pv
+                p.grad = gv
+                self.p_views.append(pv)
+                self.g_views.append(gv)
+            self.params = params
+        self._tiles = None
+
+    def _member_runs(self, m: int) -> list[tuple[int, int]]:
+        """(start, length) of member ``m``'s element runs in the flat buffers, one per parameter."""
+        return [(a + m * n, n) for a, n in zip(self.offsets, self.sizes)]
+
+    # ----------------------------------------------------------------- schedules
+    def _code(self, m: int):
+        from lrdecay.schedules import Constant
+
+        s = self.schedules[m]
+        return (s if s is not None else Constant()).encode(self._hyper["lr"][m])
+
+    def _build_tables(self) -> None:
+        dev = self.flat_p.device
+        K = self.members
+        meta, ints, floats = [], [], []
+        self._float_offsets = []
+        for code in self._codes:
+            self._float_offsets.append(len(floats))
+            meta.append((code.kind, int(code.warmup), len(ints), len(floats)))
+            ints.extend(code.ints)
+            floats.extend(code.floats)
+        self._meta = torch.tensor(meta, dtype=torch.int64, device=dev)
+        self._ints = torch.tensor(ints, dtype=torch.int64, device=dev)
+        self._floats = torch.tensor(floats, dtype=torch.float64, device=dev)
+        h = self._hyper
+        self._hyper_t = torch.tensor(
+            [(float(h["momentum"][m]), 1.0 - float(h["dampening"][m]), float(h["weight_decay"][m])) for m in range(K)],
+            dtype=torch.float32, device=dev)
+        self._flags_t = torch.tensor(
+            [(int(self.nesterov[m]), int(h["momentum"][m] != 0)) for m in range(K)], dtype=torch.int32, device=dev)
+        if not hasattr(self, "_step_t"):
+            self._step_t = torch.full((1,), self._step_host, dtype=torch.int64, device=dev)
+            self._arrive_t = torch.zeros(1, dtype=torch.int32, device=dev)
+
+    def lr_of(self, m: int, step: int | None = None) -> float:
+        """Member ``m``'s LR at ``step`` (default: the next step), as the step computes it (float64)."""
+        return self._codes[m].lr_at(self._step_host if step is None else int(step))
+
+    def member_lrs(self) -> list[float]:
+        """Every member's LR for the next step."""
+        return [self.lr_of(m) for m in range(self.members)]
+
+    def set_lr(self, m: int, value: float) -> None:
+        """Set the LR of member ``m``, which must have no device schedule (``schedules[m] is None``): what a
+        host-side schedule (AutoDecay, ReduceLROnPlateau) does to ``group['lr']`` of a solo optimizer."""
+        if self.schedules[m] is not None:
+            raise ValueError(f"member {m} has a device schedule; set_lr is for members with schedules[m] = None")
+        _validate_hyper({"lr": value})
+        from lrdecay.schedules import Constant
+
+        self._hyper["lr"][m] = float(value)
+        self._codes[m] = Constant().encode(float(value))
+        with torch.no_grad():
+            self._floats[self._float_offsets[m] + 1] = float(value)
+        self._refresh_group()
+
+    def _refresh_group(self) -> None:
+        self.param_groups[0]["lr"] = self.member_lrs()
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken, as known on the host (call :meth:`sync_step_count` after CUDA-graph replays)."""
+        return self._step_host
+
+    def sync_step_count(self) -> int:
+        """Read the device step counter (one host sync)."""
+        if self.backend == "triton":
+            self._step_host = int(self._step_t.item())
+            self._has_buf = self._has_buf or self._step_host > 0
+        self._refresh_group()
+        return self._step_host
+
+    def set_step_count(self, step: int, *, momentum_initialized: bool | None = None) -> None:
+        """Move every member's schedule to ``step`` (a resume); ``momentum_initialized`` says whether the
+        momentum buffers hold state (default: ``step > 0``)."""
+        step = int(step)
+        self._step_host = step
+        self._has_buf = step > 0 if momentum_initialized is None else bool(momentum_initialized)
+        with torch.no_grad():
+            self._step_t.fill_(step)
+            self._arrive_t.zero_()
+        self._refresh_group()
+
+    # ----------------------------------------------------------------- step
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the flat gradient buffer in place (parameters keep their gradient views)."""
+        with torch.no_grad():
+            self.flat_g.zero_()
+            for p, gv in zip(self.params, self.g_views):
+                if p.grad is not gv:
+                    p.grad = gv
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        """One SGD step of every member."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for p, pv, gv in zip(self.params, self.p_views, self.g_views):
+            if p.data_ptr() != pv.data_ptr():
+                raise RuntimeError("StackedSGD: a parameter's storage was replaced after the optimizer re-homed it")
+            if p.grad is not gv:
+                if p.grad is None:
+                    raise RuntimeError("StackedSGD: a parameter's gradient was set to None; use zero_grad()")
+                gv.copy_(p.grad)
+                p.grad = gv
+        first = not self._has_buf
+        if self.backend == "triton":
+            from lrdecay.kernels.stacked_sgd_step import make_tiles, stacked_sgd_step
+
+            if self._tiles is None:
+                self._tiles = torch.tensor(make_tiles(self.members, self.sizes), dtype=torch.int64,
+                                           device=self.flat_p.device)
+            stacked_sgd_step(
+                self.flat_p, self.flat_g, self.flat_m, tiles=self._tiles, hyper=self._hyper_t,
+                flags=self._flags_t, meta=self._meta, ints=self._ints, floats=self._floats,
+                step=self._step_t, arrive=self._arrive_t, first_step=first,
+            )
+        else:
+            self._step_host_side(first)
+        self._has_buf = True
+        capturing = self.flat_p.is_cuda and torch.cuda.is_current_stream_capturing()
+        if not capturing:
+            self._step_host += 1
+            if self.backend != "triton":
+                self._step_t.fill_(self._step_host)
+            self._refresh_group()
+        return loss
+
+    def _native_addresses(self) -> list[tuple]:
+        """Per member: the addresses of its runs in the flat buffers and their lengths (the buffers are
+        never reallocated, so computed once)."""
+        if getattr(self, "_addresses", None) is None:
+            esz = self.flat_p.element_size()
+            bp, bg = self.flat_p.data_ptr(), self.flat_g.data_ptr()
+            bm = self.flat_m.data_ptr() if self.flat_m is not None else None
+            out = []
+            for m in range(self.members):
+                runs = self._member_runs(m)
+                out.append(([bp + a * esz for a, _ in runs], [bg + a * esz for a, _ in runs],
+                            None if bm is None else [bm + a * esz for a, _ in runs], [n for _, n in runs]))
+            self._addresses = out
+        return self._addresses
+
+    def _step_host_side(self, first: bool) -> None:
+        h = self._hyper
+        native = self.flat_p.device.type == "cpu" and self.flat_p.dtype == torch.float32
+        if native:
+            from lrdecay import _native
+
+            addresses = self._native_addresses()
+        for m in range(self.members):
+            lr = self.lr_of(m)
+            mu, damp, wd, nest = h["momentum"][m], h["dampening"][m], h["weight_decay"][m], self.nesterov[m]
+            if native:
+                ps, gs, ms, ns = addresses[m]
+                _native.sgd_step_f32_ptrs(
+                    ps, gs, ms if mu != 0 else None, ns,
+                    lr=float(lr), momentum=float(mu), dampening=float(damp), weight_decay=float(wd),
+                    nesterov=bool(nest), maximize=False, first_step=first,
+                )
+                continue
+            runs = self._member_runs(m)
+            # Other dtypes / devices: torch.optim.SGD's single-tensor arithmetic on each run of the member.
+            for a, n in runs:
+                p, g = self.flat_p[a : a + n], self.flat_g[a : a + n]
+                if wd != 0:
+                    g = g.add(p, alpha=wd)
+                if mu != 0:
+                    buf = self.flat_m[a : a + n]
+                    if first:
+                        buf.copy_(g)
+                    else:
+                        buf.mul_(mu).add_(g, alpha=1 - damp)
+                    g = g.add(buf, alpha=mu) if nest else buf
+                p.add_(g, alpha=-lr)
+
+    # ----------------------------------------------------------------- per-member state
+    def member_momentum(self, m: int) -> list[torch.Tensor] | None:
+        """Member ``m``'s momentum buffer per parameter (views; None without momentum or before the first step)."""
+        if self.flat_m is None or self._hyper["momentum"][m] == 0 or not self._has_buf:
+            return None
+        return [self.flat_m[a : a + n].view(p.shape[1:]) for p, (a, n) in zip(self.params, self._member_runs(m))]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole stacked state: step count, whether momentum is initialized, the flat momentum buffer,
+        the host-set LRs."""
+        if self.backend == "triton" and not (self.flat_p.is_cuda and torch.cuda.is_current_stream_capturing()):
+            self.sync_step_count()
+        return {"step_count": self._step_host, "has_buf": self._has_buf, "lr": list(self._hyper["lr"]),
+                "momentum_buffer": None if self.flat_m is None else self.flat_m.detach().clone()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        for m, v in enumerate(state_dict["lr"]):
+            if self.schedules[m] is None and v != self._hyper["lr"][m]:
+                self.set_lr(m, v)
+        with torch.no_grad():
+            if self.flat_m is not None and state_dict.get("momentum_buffer") is not None:
+                self.flat_m.copy_(state_dict["momentum_buffer"])
+        self.set_step_count(int(state_dict["step_count"]), momentum_initialized=bool(state_dict["has_buf"]))

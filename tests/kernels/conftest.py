@@ -12,6 +12,7 @@ from pathlib import Path
 
 os.environ["TRITON_INTERPRET"] = "1"
 sys.modules.pop("lrdecay.kernels.sgd_step", None)
+sys.modules.pop("lrdecay.kernels.stacked_sgd_step", None)
 
 # The shared parity checks live one folder up (tests/optim_parity.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -63,7 +63,8 @@ def run_all(
     seeds: Sequence[int] | int | None = None,
     out_dir: str | None = None,
     device: str | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
+    executor: str = "auto",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
     data: str | None = None,
@@ -74,7 +75,8 @@ def run_all(
     from lrdecay.experiments.runner import run_experiments
 
     return run_experiments([get(n) for n in names], preset, seeds=seeds, out_dir=out_dir, device=device,
-                           workers=workers, overrides=overrides, progress=progress, data=data, data_dir=data_dir)
+                           workers=workers, executor=executor, overrides=overrides, progress=progress, data=data,
+                           data_dir=data_dir)
 
 
 def plan(

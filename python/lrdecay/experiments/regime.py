@@ -399,6 +399,70 @@ def regime_map(outs: Sequence[Mapping[str, Any]], path: str, *, seeds: Sequence[
     return path
 
 
+def axis_summary(outs: Sequence[Mapping[str, Any]], seeds: Sequence[int] = PILOT_SEEDS) -> list[dict]:
+    """For each value of each grid axis, over the settings holding it (phase-1 seeds): the mean of
+    lrDecay's advantage over the large and the small LR, the mean margin, lrDecay's mean eval-mode memorized
+    fraction, and how many settings met the premise."""
+    rows = []
+    sel = [o for o in outs if o["seed"] in seeds]
+    for axis, values in GRID.items():
+        for v in values:
+            group = [o for o in sel if o[axis] == v]
+            if not group:
+                continue
+            rows.append({
+                "axis": axis, "value": v, "settings": len(group),
+                "adv_large": float(np.mean([o["adv_large"] for o in group])),
+                "adv_small": float(np.mean([o["adv_small"] for o in group])),
+                "margin": float(np.mean([o["margin"] for o in group])),
+                "memorized_eval_lrDecay": float(np.mean([o["memorized_eval_lrDecay"] for o in group])),
+                "premise": sum(1 for o in group if o["premise"]),
+            })
+    return rows
+
+
+def write_summary(out_dir: str, sel: Mapping[str, Any], outs: Sequence[Mapping[str, Any]]) -> str:
+    """``REGIME.md``: what the search found (per-axis effects, the best settings, the picks)."""
+    from lrdecay._atomic import atomic_write
+
+    phase1 = [o for o in outs if o["seed"] in PILOT_SEEDS]
+    n_pass = sum(1 for o in phase1 if o["premise"])
+    lines = [
+        "# Regime search — results",
+        "",
+        "Pre-registration: [PREREGISTRATION.md](PREREGISTRATION.md). Command: `lrdecay regime --out docs/regime`.",
+        f"Phase 1: {len(phase1)} settings on pilot seed {list(PILOT_SEEDS)}; the premise (lrDecay's final test "
+        f"accuracy ≥ both constant LRs' + {PREMISE_MARGIN}) held in {n_pass}. Phase 2 confirmed "
+        f"{len(sel.get('phase2_candidates', []))} candidates on pilot seeds {list(CONFIRM_SEEDS)}.",
+        "",
+        "![regime map](regime_map.png)",
+        "",
+        "## Effect of each axis (phase 1, mean over the settings with that value)",
+        "",
+        "| axis | value | settings | lrDecay − large | lrDecay − small | margin | lrDecay memorized (eval) | premise met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in axis_summary(outs):
+        lines.append(f"| {r['axis']} | {r['value']} | {r['settings']} | {r['adv_large']:+.3f} | {r['adv_small']:+.3f} | "
+                     f"{r['margin']:+.3f} | {r['memorized_eval_lrDecay']:.3f} | {r['premise']} |")
+    lines += ["", "## Best settings (minimum margin over the pilot seeds each was trained on)", "",
+              "| setting | seeds | margins | min margin | est. cost (s) | mean wall (s) |", "|---|---|---|---|---|---|"]
+    for r in sel["ranking"][:15]:
+        lines.append(f"| `{r['setting']}` | {r['seeds']} | {', '.join(f'{m:+.3f}' for m in r['margins'])} | "
+                     f"{r['min_margin']:+.3f} | {r['cost_s']:.0f} | {r['wall_s']:.0f} |")
+    lines += ["", "## Picks (by the pre-registered criterion)", ""]
+    for name in ("quick", "full"):
+        pick = sel.get(name)
+        lines.append(f"- **{name}**: " + ("no setting met the premise on every pilot seed" if pick is None else
+                     f"`{setting_id(pick)}` (min margin {pick['min_margin']:+.3f} over the three pilot seeds, "
+                     f"est. cost {pick['cost_s']:.0f} s per run)"))
+    lines.append("")
+    path = os.path.join(out_dir, "REGIME.md")
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
 def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2), progress: bool = True) -> dict:
     """Run the search (resumable) and write ``runs.jsonl``, ``table.csv``, ``selection.json`` and
     ``regime_map.png`` into ``out_dir``. Returns the selection."""
@@ -419,4 +483,5 @@ def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2)
     regime_map(all_outs, os.path.join(out_dir, "regime_map.png"))
     with atomic_write(os.path.join(out_dir, "selection.json"), "w", encoding="utf-8") as f:
         json.dump(sel, f, indent=1)
+    write_summary(out_dir, sel, all_outs)
     return sel

@@ -30,15 +30,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
-
-import numpy as np
 
 from lrdecay.experiments import realdata
 from lrdecay.experiments.common import Verdict, finish_result, log, not_applicable_result
@@ -55,6 +51,7 @@ __all__ = [
     "run_key",
     "run_experiments",
     "execute",
+    "runs_needed",
 ]
 
 #: Settings keys the runner itself reads (not TrainConfig fields, not experiment options).
@@ -223,131 +220,68 @@ def config_from(settings: Mapping[str, Any], *, seed: int, **changes: Any):
     return TrainConfig(**fields)
 
 
-_KEY_IGNORED = ("progress", "plots", "checkpoint_every")
-
-
 def run_key(config) -> str:
-    """A stable id of a run: a hash of every config field that can change what the run records."""
-    d = {k: v for k, v in config.to_dict().items() if k not in _KEY_IGNORED}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    """A run's stable id: the sweep engine's (:func:`lrdecay.sweep.run_id`, a hash of the resolved config)."""
+    from lrdecay.sweep import run_id
+
+    return run_id(config)
 
 
 # ============================================================================ training
-def _train_one(payload: tuple[dict, int | None]) -> RunOutput:
-    """Train one config (a dict, so it crosses process boundaries) with ``threads`` torch threads."""
-    import torch
-
-    from lrdecay.trainer import TrainConfig, train
-
-    cfg_dict, threads = payload
-    prev = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        cfg = TrainConfig.from_dict(cfg_dict)
-        t0 = time.perf_counter()
-        res = train(cfg)
-        summary = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.summary().items()}
-        return RunOutput(cfg, res.history, res.snapshots, summary, time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(prev)
-
-
-def _save_output(path: str, out: RunOutput) -> None:
-    from lrdecay.trainer.checkpoint import save_checkpoint
-
-    save_checkpoint({"format": 1, "config": out.config.to_dict(), "history": json.loads(json.dumps(out.history)),
-                     "snapshots": out.snapshots, "ledger_summary": out.ledger_summary,
-                     "wall_time": out.wall_time}, path)
-
-
-def _load_output(path: str) -> RunOutput | None:
-    from lrdecay.trainer import TrainConfig, load_checkpoint
-    from lrdecay.trainer.checkpoint import CheckpointError
-
-    try:
-        st = load_checkpoint(path)
-        return RunOutput(TrainConfig.from_dict(st["config"]), st["history"], dict(st["snapshots"]),
-                         st["ledger_summary"], float(st["wall_time"]), cached=True)
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        return None  # a damaged or foreign file: the run is trained again
-
-
-def _describe(cfg) -> str:
-    sched = cfg.schedule + (f" {cfg.milestones}" if cfg.schedule == "multistep" else "")
-    batch = "full batch" if cfg.batch_size is None else f"batch {cfg.batch_size}"
-    if cfg.data is None:
-        what = f"{cfg.model} {cfg.depth}×{cfg.width}, n={cfg.n_train}"
-    else:
-        what = (f"{cfg.model} width {cfg.width or 'default'}, {cfg.data}"
-                + (f" classes {cfg.classes}" if cfg.classes is not None else "")
-                + (f" subset {cfg.train_subset}" if cfg.train_subset is not None else ""))
-    return f"{what}, lr {cfg.lr} {sched}, {batch}, seed {cfg.seed}"
-
-
 def execute(
     configs: Mapping[str, Any],
     *,
-    workers: int = 1,
-    threads: int | None = 1,
     run_dir: str | None = None,
+    executor: str = "auto",
+    workers: int | None = None,
+    threads: int | None = 1,
     progress: bool = True,
 ) -> dict[str, RunOutput]:
-    """Train ``configs`` (``{key: TrainConfig}``) and return ``{key: RunOutput}``.
+    """Train ``configs`` (``{key: TrainConfig}``) through the sweep engine and return ``{key: RunOutput}``.
 
-    ``workers`` > 1 trains in that many processes (spawned; one torch ``threads`` each); 1 trains here.
-    With ``run_dir``, a run already stored there is read back instead of trained, and every finished run
-    is stored (``<key>.pt``, checksummed), so an interrupted call resumes where it stopped.
-    One progress bar over all runs' epochs, with an ETA.
+    ``run_dir`` is the sweep folder (``runs/<id>/`` per run; a temporary folder when None): runs finished
+    there are read back, unfinished ones resume from their checkpoints, so an interrupted call resumes
+    where it stopped. ``executor`` and ``workers`` as for :func:`lrdecay.sweep.run_sweep` (runs sharing an
+    architecture train stacked, with per-member numbers equal to solo runs); ``threads``: torch threads of
+    in-process training.
     """
-    out: dict[str, RunOutput] = {}
-    todo: dict[str, Any] = {}
-    for key, cfg in configs.items():
-        stored = _load_output(os.path.join(run_dir, f"{key}.pt")) if run_dir else None
-        if stored is not None and stored.config.to_dict() == cfg.to_dict():
-            out[key] = stored
-        else:
-            todo[key] = cfg
-    if not todo:
-        return out
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    import tempfile
 
-        bar = tqdm(total=sum(c.epochs for c in todo.values()), desc="training", unit="epoch", disable=None)
+    import torch
 
-    def finished(key: str, res: RunOutput) -> None:
-        out[key] = res
-        if run_dir:
-            _save_output(os.path.join(run_dir, f"{key}.pt"), res)
-        last = res.history[-1]
-        test = last.get("test", {}).get("test", {}).get("acc")
-        msg = (f"  trained {_describe(res.config)}: train acc {last['train_acc']:.3f}"
-               + (f", test acc {test:.3f}" if test is not None else "") + f" ({res.wall_time:.0f} s)")
-        if bar is not None:
-            bar.update(res.config.epochs)
-            bar.write(msg, file=sys.stderr)
-        else:
-            log(msg)
+    from lrdecay.sweep import run_sweep
+    from lrdecay.sweep.store import SweepStore
+    from lrdecay.sweep.store import DONE
 
-    # longest first, so a pool does not end waiting on one long run
-    order = sorted(todo, key=lambda k: -todo[k].epochs * todo[k].n_train * (todo[k].width or 64) ** 2)
+    if not configs:
+        return {}
+    tmp = None
+    if run_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="lrdecay-runs-")
+        run_dir = tmp.name
     try:
-        if workers <= 1:
-            for key in order:
-                finished(key, _train_one((todo[key].to_dict(), threads)))
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(min(workers, len(order))) as pool:
-                results = pool.imap(_train_one, [(todo[k].to_dict(), threads) for k in order])
-                for key, res in zip(order, results):
-                    finished(key, res)
+        store = SweepStore(run_dir) if os.path.isdir(run_dir) else None
+        before = {k for k, c in configs.items() if store is not None and store.status(run_key(c)) == DONE}
+        prev = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        try:
+            res = run_sweep(list(configs.values()), run_dir, executor=executor, workers=workers, progress=progress,
+                            extend=True)
+        finally:
+            torch.set_num_threads(prev)
+        if res.failed:
+            first = res.failed[0]
+            raise RuntimeError(f"{len(res.failed)} training run(s) failed; the first ({first.id}):\n{first.error}")
+        out = {}
+        for key, cfg in configs.items():
+            o = res[cfg]
+            out[key] = RunOutput(cfg, o.history, o.snapshots(), o.ledger_summary or {}, float(o.wall_time or 0.0),
+                                 cached=key in before)
+        return out
     finally:
-        if bar is not None:
-            bar.close()
-    return out
+        if tmp is not None:
+            tmp.cleanup()
 
 
 # ============================================================================ the plan
@@ -440,17 +374,19 @@ def run_experiments(
     seeds: Sequence[int] | int | None = None,
     out_dir: str | None = None,
     device: str | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
+    executor: str = "auto",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
     data: str | None = None,
     data_dir: str | os.PathLike | None = None,
 ) -> dict[str, dict]:
     """Run ``experiments`` on ``preset``: plan (resolve and check every setting, and the data, first; see
-    :func:`plan_experiments`), train every distinct run once (``workers`` processes; resumable through
-    ``out_dir/runs/``), then measure, judge and present each experiment. Returns ``{name: result dict}``
-    in the order of ``experiments`` (see :func:`lrdecay.experiments.common.finish_result`); an experiment
-    that does not apply to the data gets a result saying so (:func:`~lrdecay.experiments.common.not_applicable_result`).
+    :func:`plan_experiments`), train every distinct run once through the sweep engine (``executor``,
+    ``workers``; resumable through ``out_dir/runs/``), then measure, judge and present each experiment.
+    Returns ``{name: result dict}`` in the order of ``experiments`` (see
+    :func:`lrdecay.experiments.common.finish_result`); an experiment that does not apply to the data gets a
+    result saying so (:func:`~lrdecay.experiments.common.not_applicable_result`).
 
     ``overrides`` maps an experiment name to settings changes for it. ``data`` / ``data_dir``: real images
     (``cifar10``, ``cifar100``, ``digits``, ``folder``) instead of the pattern datasets.
@@ -459,12 +395,34 @@ def run_experiments(
     try:
         plan = plan_experiments(experiments, preset, seeds=seeds, device=device, overrides=overrides, data=data,
                                 data_dir=data_dir)
-        return _run_plan(plan, out_dir=out_dir, workers=workers, progress=progress, t_start=t_start)
+        return _run_plan(plan, out_dir=out_dir, executor=executor, workers=workers, progress=progress,
+                         t_start=t_start)
     finally:
         realdata.clear_cache()
 
 
-def _run_plan(plan: Plan, *, out_dir, workers, progress, t_start) -> dict[str, dict]:
+def _check_stored_data(configs: Mapping[str, Any], run_dir: str | None) -> None:
+    """A run id leaves ``data_dir`` out (a data set may move); a run stored in ``run_dir`` on real images
+    from another folder is not these images' run: refuse it instead of reading it back."""
+    if not run_dir:
+        return
+    from lrdecay.sweep.store import SweepStore
+
+    store = SweepStore(run_dir) if os.path.isdir(run_dir) else None
+    for key, cfg in configs.items():
+        if store is None or cfg.data is None or cfg.data_dir is None:
+            continue
+        path = os.path.join(store.run_dir(key), "config.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f).get("data_dir")
+        if stored is not None and os.path.abspath(stored) != os.path.abspath(cfg.data_dir):
+            raise ValueError(f"{run_dir} holds this run on {cfg.data} from {stored}, not from {cfg.data_dir}: "
+                             f"use another output folder (--out) for other data")
+
+
+def _run_plan(plan: Plan, *, out_dir, executor, workers, progress, t_start) -> dict[str, dict]:
     settings = plan.settings
     runnable = plan.runnable
     run_dir = os.path.join(out_dir, "runs") if out_dir else None
@@ -485,8 +443,10 @@ def _run_plan(plan: Plan, *, out_dir, workers, progress, t_start) -> dict[str, d
         if not wanted:
             break
         realdata.check_configs(wanted.values())  # dependent runs too, before they train
+        _check_stored_data(wanted, run_dir)
         threads = min((settings[e.name].get("threads") or 1) for e in runnable)
-        outputs.update(execute(wanted, workers=workers, threads=threads, run_dir=run_dir, progress=progress))
+        outputs.update(execute(wanted, run_dir=run_dir, executor=executor, workers=workers, threads=threads,
+                               progress=progress))
     else:  # pragma: no cover - an experiment kept asking for new runs
         raise RuntimeError("experiments kept requesting new runs after 10 rounds")
 

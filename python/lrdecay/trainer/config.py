@@ -11,9 +11,11 @@ from typing import Any
 
 __all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS"]
 
+from lrdecay.trainer.schedule import FIXED, HOST, RunSchedule
+
 #: Schedules decided at each epoch end on the host, from the epoch's numbers (not known in advance).
-HOST_SCHEDULES = ("auto", "plateau", "train_acc")
-SCHEDULES = ("constant", "multistep", "step", "exponential", "cosine", *HOST_SCHEDULES)
+HOST_SCHEDULES = tuple(HOST)
+SCHEDULES = (*FIXED, *HOST_SCHEDULES)
 OPTIMIZERS = ("fused", "torch")
 
 # Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
@@ -273,18 +275,18 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ derived values
     def decay_epochs(self) -> list[int]:
-        """Epoch boundaries (number of completed epochs) after which the LR drops: stage ends.
+        """Epoch boundaries (number of completed epochs) after which the LR changes: stage ends.
 
         For ``multistep`` the milestones below ``epochs``; for ``step`` every ``step_size``; continuous
         schedules (exponential, cosine) and constant have none. Host-side schedules (``auto``,
         ``plateau``, ``train_acc``) decide during the run: read the decays from the run's history
-        (:func:`lrdecay.trainer.decays_in`).
+        (:func:`lrdecay.trainer.decays_in`). (Derived from :class:`lrdecay.trainer.schedule.RunSchedule`.)
         """
-        if self.schedule == "multistep":
-            return [m for m in self.milestones if m < self.epochs]
-        if self.schedule == "step":
-            return list(range(self.step_size, self.epochs, self.step_size))
-        return []
+        return self.run_schedule().decay_epochs()
+
+    def run_schedule(self) -> RunSchedule:
+        """This config's schedule: device form, torch scheduler, host-side decider, per-epoch LR."""
+        return RunSchedule(self)
 
     @property
     def host_schedule(self) -> bool:
@@ -292,18 +294,10 @@ class TrainConfig:
         return self.schedule in HOST_SCHEDULES
 
     def lr_at_epoch(self, epoch: int) -> float:
-        """The LR used during 0-based ``epoch``, following torch's closed forms for the schedulers (for a
-        host-side schedule: the LR before any decay; the run's records hold the LRs it used)."""
-        if self.schedule == "constant" or self.host_schedule:
-            return self.lr
-        if self.schedule == "multistep":
-            return self.lr * self.gamma ** sum(1 for m in self.milestones if m <= epoch)
-        if self.schedule == "step":
-            return self.lr * self.gamma ** (epoch // self.step_size)
-        if self.schedule == "exponential":
-            return self.lr * self.gamma**epoch
-        # cosine over all epochs
-        return self.eta_min + (self.lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+        """The LR used during 0-based ``epoch`` by the schedule's one definition
+        (:data:`lrdecay.trainer.schedule.FIXED`); for a host-side schedule the LR before any decay (the
+        run's records hold the LRs it used)."""
+        return self.run_schedule().lr_at_epoch(epoch)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

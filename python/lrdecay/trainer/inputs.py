@@ -11,6 +11,7 @@ stays uint8 on the device; the trainer normalizes and augments batches inside th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +95,13 @@ def as_device_data(
 
     Raises ValueError/TypeError naming ``name`` and the offending field when arrays disagree in length,
     labels are out of range, or dtypes are unusable.
+
+    A :class:`DeviceData` already on ``device`` (validated when it was made) comes back as a shallow copy
+    under ``name``: no copy of its arrays, no second hash (runs sharing one dataset, as in a sweep).
     """
     device = torch.device(device)
+    if isinstance(obj, DeviceData) and obj.x.device == device and (n_classes is None or n_classes == obj.n_classes):
+        return dataclasses.replace(obj, name=name)
     if isinstance(obj, (tuple, list)) and len(obj) == 2:
         obj = {"x": obj[0], "y": obj[1]}
     x, y = _get(obj, "x"), _get(obj, "y")

@@ -5,14 +5,17 @@ batch is an index gather from it. The step writes each sample's prediction and l
 buffers (no host sync inside the step); once per epoch those buffers are copied to the host, turned into
 the epoch's statistics and fed to the ledger. On CUDA with the fused optimizer the whole step is captured
 in a CUDA graph and replayed.
+
+The trainer orchestrates pieces that live one module each: the step engine (:mod:`~lrdecay.trainer.steps`),
+the epoch statistics and ledger ingest (:mod:`~lrdecay.trainer.stats`), evaluation
+(:mod:`~lrdecay.trainer.evaluation`), the checkpoint state (:mod:`~lrdecay.trainer.state`) and the
+schedule (:mod:`~lrdecay.trainer.schedule`). :meth:`Trainer.close_epoch` is the end of an epoch whose
+steps ran, here or elsewhere (the sweep's stacked engine runs its members' steps together, then closes
+each member's epoch in its own trainer).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import math
 import os
 import signal
 import threading
@@ -22,27 +25,20 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from lrdecay.trainer import evaluation, state
 from lrdecay.trainer.checkpoint import load_checkpoint, save_checkpoint
 from lrdecay.trainer.config import TrainConfig
-from lrdecay.trainer.graphs import GraphedStep
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
 from lrdecay.trainer.logs import JsonlWriter, write_csv
+from lrdecay.trainer.stats import build_ledger, epoch_statistics
+from lrdecay.trainer.steps import TrainStep, amp_autocast, epoch_permutation, subseed
 
 __all__ = ["Trainer", "train", "RunResult", "subseed", "decays_in"]
 
-_FORMAT = 1
 EpochCallback = Callable[["Trainer", dict], None]
-
-
-def subseed(seed: int, stream: str, k: int = 0) -> int:
-    """A 63-bit seed for one random stream of a run (``"init"``, ``"order"`` + epoch), derived from the
-    run's seed so that streams are independent and stable across versions."""
-    digest = hashlib.blake2b(f"lrdecay:{seed}:{stream}:{k}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def decays_in(history: list[dict]) -> list[int]:
@@ -162,6 +158,7 @@ class Trainer:
         self.n_full = n // self.batch_size
         self.tail = 0 if cfg.drop_last else n - self.n_full * self.batch_size
         self.steps_per_epoch = self.n_full + (1 if self.tail else 0)
+        self.schedule = cfg.run_schedule()
 
         # ---- model (seeded init on the CPU, then moved: same init on every device)
         if model is None:
@@ -190,19 +187,13 @@ class Trainer:
         self.use_graph = (self.device.type == "cuda" and cfg.cuda_graph and cfg.optimizer == "fused"
                           and not cfg.host_schedule)
 
-        # ---- per-epoch device buffers (written inside the step, read once per epoch)
-        self.pred_buf = torch.zeros(n, dtype=torch.int64, device=self.device)
-        self.loss_buf = torch.zeros(n, dtype=torch.float32, device=self.device)
-        self.perm = torch.zeros(n, dtype=torch.int64, device=self.device)
-        self.batch_counter = torch.zeros(1, dtype=torch.int64, device=self.device)
-        self._full_step = self._tail_step = None
-        if self.use_graph:
-            pool = torch.cuda.graph_pool_handle()
-            self._full_step = GraphedStep(self._graph_full_step, pool=pool)
-            self._tail_step = GraphedStep(self._graph_tail_step, warmup=1, pool=pool)
+        # ---- the step engine, with its per-epoch device buffers (written inside the step, read once per epoch)
+        self.steps = TrainStep(self.model, self.optimizer, self.data, pipeline=self.pipeline, amp=cfg.amp,
+                               batch_size=self.batch_size, drop_last=cfg.drop_last, device=self.device,
+                               use_graph=self.use_graph)
 
         # ---- ledger
-        self.ledger = self._build_ledger() if cfg.ledger else None
+        self.ledger = build_ledger(self.data) if cfg.ledger else None
 
         # ---- run state
         self.epoch = 0  # completed epochs
@@ -225,6 +216,15 @@ class Trainer:
             self._log = JsonlWriter(self.files["log"], self.history)
 
     # ================================================================== construction helpers
+    #: The config fields :meth:`_build_datasets` reads: runs equal in these train on the same data.
+    DATA_FIELDS = ("data", "data_dir", "image_size", "train_subset", "preset", "n_train", "n_test", "label_noise",
+                   "probe_groups", "seed")
+
+    @staticmethod
+    def data_key(cfg: TrainConfig) -> tuple:
+        """Equal for configs whose :meth:`_build_datasets` builds the same data (one build can serve both)."""
+        return tuple(repr(getattr(cfg, f)) for f in Trainer.DATA_FIELDS)
+
     @staticmethod
     def _build_datasets(cfg: TrainConfig):
         if cfg.data is not None:
@@ -252,7 +252,7 @@ class Trainer:
         self.model.eval()  # a probe forward must not touch BatchNorm running statistics
         try:
             with torch.no_grad(), self._autocast():
-                out = self.model(self._input(self.data.x[: min(2, self.data.n)]))
+                out = self.model(self._prepare(self.data.x[: min(2, self.data.n)]))
         except Exception as exc:
             raise ValueError(
                 f"model failed on a batch of the dataset (x shape {tuple(self.data.x.shape[1:])}): {exc}"
@@ -274,7 +274,8 @@ class Trainer:
 
     def _build_optimizer(self):
         """The optimizer, the torch LR scheduler stepped per epoch (``optimizer="torch"`` with a fixed
-        schedule) or None, and the host-side decay stepped with each epoch's numbers (or None)."""
+        schedule) or None, and the host-side decay stepped with each epoch's numbers (or None), all from
+        the config's one schedule definition (:mod:`lrdecay.trainer.schedule`)."""
         cfg = self.config
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
@@ -289,9 +290,9 @@ class Trainer:
         if cfg.optimizer == "fused":
             from lrdecay.optim import FusedSGD
 
-            # a host-side schedule sets group['lr'] itself: no device-side schedule then
-            opt = FusedSGD(params, **hyper, schedule=None if cfg.host_schedule else self._fused_schedule())
-            return opt, None, self._host_decay(opt)
+            # a host-side schedule sets group['lr'] itself: no device-side schedule then (device() is None)
+            opt = FusedSGD(params, **hyper, schedule=self.schedule.device(self.steps_per_epoch))
+            return opt, None, self.schedule.host_decay(opt)
         # torch's single-pass fused kernel: same update as the default foreach path, ~3x faster per step
         # on CPU (measured 0.49 vs 1.65 ms for the 3x512 MLP); fall back where it is not supported.
         fused_ok = all(p.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16) for p in params)
@@ -300,114 +301,34 @@ class Trainer:
             opt = torch.optim.SGD(params, **hyper, fused=True if fused_ok else None)
         except (RuntimeError, ValueError, TypeError):
             opt = torch.optim.SGD(params, **hyper)
-        if cfg.host_schedule:
-            return opt, None, self._host_decay(opt)
-        sched = {
-            "constant": lambda: None,
-            "multistep": lambda: torch.optim.lr_scheduler.MultiStepLR(opt, cfg.milestones, cfg.gamma),
-            "step": lambda: torch.optim.lr_scheduler.StepLR(opt, cfg.step_size, cfg.gamma),
-            "exponential": lambda: torch.optim.lr_scheduler.ExponentialLR(opt, cfg.gamma),
-            "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, cfg.eta_min),
-        }[cfg.schedule]()
-        return opt, sched, None
-
-    def _host_decay(self, opt):
-        """The host-side decay of a ``auto`` / ``plateau`` / ``train_acc`` schedule, or None."""
-        from lrdecay import schedules
-
-        cfg = self.config
-        min_lr = 0.0 if cfg.max_decays is None else cfg.lr * cfg.gamma**cfg.max_decays * (1 - 1e-9)
-        if cfg.schedule == "auto":
-            return schedules.AutoDecay(opt, gamma=cfg.gamma, window=cfg.auto_window, fraction=cfg.auto_fraction,
-                                       min_stage=cfg.auto_min_stage, max_decays=cfg.max_decays)
-        if cfg.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="min", factor=cfg.gamma, patience=cfg.plateau_patience, threshold=cfg.plateau_threshold,
-                threshold_mode="rel", min_lr=min_lr,
-            )
-        if cfg.schedule == "train_acc":
-            return schedules.AccuracyMilestones(opt, cfg.decay_train_acc, gamma=cfg.gamma)
-        return None
-
-    def _step_host_decay(self, record: dict) -> None:
-        """Feed the epoch's numbers to the host-side decay (its LR holds from the next epoch on)."""
-        if self.config.schedule == "train_acc":
-            self.host_decay.step(record["train_acc"])
-        else:
-            self.host_decay.step(record["train_loss"])
+        return opt, self.schedule.torch_scheduler(opt), self.schedule.host_decay(opt)
 
     def _fused_schedule(self):
-        """The config's per-epoch LR sequence as a device-side step schedule (LR changes only at epoch
-        boundaries, exactly like a torch scheduler stepped once per epoch)."""
-        from lrdecay import schedules
-
-        cfg = self.config
-        spe = self.steps_per_epoch
-        if cfg.schedule == "constant":
-            return schedules.Constant(base_lr=cfg.lr)
-        if cfg.schedule == "multistep":
-            return schedules.MultiStep.from_epochs(
-                cfg.milestones, cfg.gamma, steps_per_epoch=spe, base_lr=cfg.lr
-            )
-        if cfg.schedule == "step":
-            return schedules.Step.from_epochs(cfg.step_size, cfg.gamma, steps_per_epoch=spe, base_lr=cfg.lr)
-        # Continuous schedules: the per-epoch values as a piecewise-constant sequence of steps.
-        values = [cfg.lr_at_epoch(e) for e in range(cfg.epochs)]
-        return schedules.Piecewise([e * spe for e in range(1, cfg.epochs)], values)
-
-    def _build_ledger(self):
-        from lrdecay.ledger import Ledger
-
-        d = self.data
-        group = d.host("group")
-        flipped = d.host("flipped")
-        ledger = Ledger(
-            d.n,
-            groups=None if group is None else group.astype(np.int32),
-            group_names=list(d.group_names) if group is not None else None,
-            flipped=flipped,
-        )
-        if d.y_clean is not None:
-            ledger.set_clean_labels(d.host("y_clean"))
-        return ledger
+        """The device-side step schedule of the config (None for a host-side schedule)."""
+        return self.schedule.device(self.steps_per_epoch)
 
     # ================================================================== the step
-    def _input(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """The model's input for a batch of data: uint8 images normalized, and augmented when ``idx`` (the
-        batch's sample indices, which seed each image's draws with the epoch) is given; float features
-        as they are."""
-        if self.pipeline is None:
-            return x
-        return self.pipeline.normalize(x) if idx is None else self.pipeline.train_batch(x, idx)
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of data as the model's input outside training steps (images normalized)."""
+        return x if self.pipeline is None else self.pipeline.normalize(x)
 
     def _autocast(self):
-        """bfloat16 autocast with ``amp=True`` (no weight-cast cache, so CUDA graph capture stays valid)."""
-        if not self.config.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+        """The run's autocast context (bfloat16 with ``amp=True``)."""
+        return amp_autocast(self.config.amp, self.device)
+
+    @property
+    def pred_buf(self) -> torch.Tensor:
+        """Per-sample predictions of the current epoch (-1: not presented yet), on the device."""
+        return self.steps.pred_buf
+
+    @property
+    def loss_buf(self) -> torch.Tensor:
+        """Per-sample losses of the current epoch, on the device."""
+        return self.steps.loss_buf
 
     def _step(self, idx: torch.Tensor) -> None:
-        """One SGD step on the samples ``idx``; records their predictions and losses in place."""
-        xb = self._input(self.data.x.index_select(0, idx), idx)
-        yb = self.data.y.index_select(0, idx)
-        with self._autocast():
-            out = self.model(xb)
-            losses = F.cross_entropy(out, yb, reduction="none")
-        self.optimizer.zero_grad()
-        losses.mean().backward()
-        self.optimizer.step()
-        with torch.no_grad():
-            self.pred_buf.index_copy_(0, idx, out.argmax(1))
-            self.loss_buf.index_copy_(0, idx, losses.detach())
-
-    def _graph_full_step(self) -> None:
-        # The batch is read through a device counter so the same captured graph serves every batch.
-        rows = self.perm[: self.n_full * self.batch_size].view(self.n_full, self.batch_size)
-        self._step(rows.index_select(0, self.batch_counter).view(-1))
-        self.batch_counter.add_(1)
-
-    def _graph_tail_step(self) -> None:
-        self._step(self.perm[self.n_full * self.batch_size :])
+        """One SGD step on the samples ``idx`` (see :class:`~lrdecay.trainer.steps.TrainStep`)."""
+        self.steps._step(idx)
 
     def epoch_permutation(self, epoch: int) -> torch.Tensor:
         """The order in which 0-based ``epoch`` visits the training samples (on the device).
@@ -415,14 +336,13 @@ class Trainer:
         Seeded by ``(config.seed, epoch)`` alone, so any epoch's order can be regenerated (resume,
         tests) without replaying the ones before it.
         """
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(subseed(self.config.seed, "order", epoch))
-        return torch.randperm(self.data.n, generator=gen, device=self.device)
+        return epoch_permutation(self.config.seed, epoch, self.data.n, self.device)
 
     def current_lr(self) -> float:
-        """The LR the next step uses (host value; no device sync)."""
-        if self.config.optimizer == "fused" and not self.config.host_schedule:
-            return self.config.lr_at_epoch(self.epoch)
+        """The LR the next step uses, read from the optimizer (after graph replays its device step counter
+        is read first: one host sync)."""
+        if self.use_graph and hasattr(self.optimizer, "sync_step_count"):
+            self.optimizer.sync_step_count()
         return float(self.optimizer.param_groups[0]["lr"])
 
     # ================================================================== epochs
@@ -432,27 +352,12 @@ class Trainer:
 
     def _run_steps(self) -> bool:
         """Run the rest of the current epoch's steps; False if stopped early by :meth:`request_stop`."""
-        B, n_full = self.batch_size, self.n_full
-        if self.batch == 0:
-            self.pred_buf.fill_(-1)
-            self.loss_buf.zero_()
-        self.perm.copy_(self.epoch_permutation(self.epoch))
-        if self.pipeline is not None:
-            self.pipeline.set_epoch(subseed(self.config.seed, "augment", self.epoch))
-        self.model.train()
-        if self.use_graph:
-            self.batch_counter.fill_(min(self.batch, n_full))
-        while self.batch < self.steps_per_epoch:
-            if self._stop:
-                return False
-            b = self.batch
-            if self.use_graph:
-                (self._full_step if b < n_full else self._tail_step)()
-            else:
-                self._step(self.perm[b * B : (b + 1) * B] if b < n_full else self.perm[n_full * B :])
-            self.batch += 1
-            self.step_count += 1
-        return True
+        self.steps.start_epoch(self.config.seed, self.epoch, self.batch,
+                               subseed(self.config.seed, "augment", self.epoch))
+        done = self.steps.run(self.batch, lambda: self._stop)
+        self.step_count += done - self.batch
+        self.batch = done
+        return done == self.steps_per_epoch
 
     def run_epoch(self) -> dict | None:
         """Train one epoch (or the rest of an interrupted one), evaluate if due, log; returns the
@@ -465,12 +370,19 @@ class Trainer:
         if not self._run_steps():
             self._epoch_time_done += time.perf_counter() - t0
             return None
+        return self.close_epoch(lr, t0)
+
+    def close_epoch(self, lr: float, started: float) -> dict:
+        """End the epoch whose steps ran (``pred_buf`` / ``loss_buf`` hold its predictions and losses; the
+        model and optimizer its result): statistics and ledger, schedulers, evaluation when due, the record,
+        snapshot, callbacks, log and checkpoint. ``lr`` is the LR the epoch used; ``started`` the
+        ``time.perf_counter()`` at its start. Returns the record."""
         record = {"epoch": self.epoch + 1, "step": self.step_count, "lr": lr}
         record.update(self._epoch_statistics())
         if self.scheduler is not None:
             self.scheduler.step()
         if self.host_decay is not None:
-            self._step_host_decay(record)
+            self.schedule.step_host_decay(self.host_decay, record)
         self.epoch += 1
         self.batch = 0
         cfg = self.config
@@ -479,7 +391,7 @@ class Trainer:
                 record["test"] = self.evaluate()
             if cfg.eval_train:
                 record["train_eval"] = self.evaluate_train()
-        record["time"] = self._epoch_time_done + (time.perf_counter() - t0)
+        record["time"] = self._epoch_time_done + (time.perf_counter() - started)
         self._epoch_time_done = 0.0
         record["elapsed"] = (self.history[-1]["elapsed"] if self.history else 0.0) + record["time"]
         self.history.append(record)
@@ -495,51 +407,8 @@ class Trainer:
 
     def _epoch_statistics(self) -> dict:
         """Copy the epoch's device buffers to the host once; statistics + ledger ingest."""
-        pred = self.pred_buf.cpu().numpy()
-        loss = self.loss_buf.cpu().numpy()
-        presented = pred >= 0
-        correct = pred == self.data.host("y")
-        stats: dict[str, Any] = {"presented": int(presented.sum())}
-        stats["train_loss"] = float(loss[presented].astype(np.float64).mean())
-        stats.update(self._label_statistics(pred, presented, prefix="train_"))
-        if self.ledger is not None:
-            if bool(presented.all()):
-                self.ledger.record_epoch(correct, pred=pred)
-            else:
-                idx = np.flatnonzero(presented).astype(np.int64)
-                self.ledger.record_batch(idx, correct[idx], pred=pred[idx])
-                self.ledger.end_epoch()
-        return stats
+        return epoch_statistics(self.data, self.pred_buf, self.loss_buf, self.ledger)
 
-    def _label_statistics(self, pred: np.ndarray, presented: np.ndarray, *, prefix: str) -> dict:
-        """Accuracy of host predictions ``pred`` against the training labels, over the ``presented``
-        samples: overall (``{prefix}acc``), per group (``{prefix}acc_group``), on clean samples
-        (``{prefix}acc_clean``), and on label-flipped samples against their noisy label (``memorized``)
-        and their clean label (``predicted_clean``)."""
-        d = self.data
-        correct = pred == d.host("y")
-        p = presented
-        stats: dict[str, Any] = {f"{prefix}acc": float(correct[p].mean())}
-        group = d.host("group")
-        if group is not None:
-            tot = np.bincount(group[p], minlength=d.n_groups)
-            hit = np.bincount(group[p & correct], minlength=d.n_groups)
-            stats[f"{prefix}acc_group"] = {
-                name: (float(hit[i] / tot[i]) if tot[i] else None) for i, name in enumerate(d.group_names)
-            }
-        flipped = d.host("flipped")
-        if flipped is not None:
-            f = p & flipped
-            c = p & ~flipped
-            stats[f"{prefix}acc_clean"] = float(correct[c].mean()) if c.any() else None
-            # memorized = flipped samples predicted as their (noisy) observed label
-            stats["memorized"] = float(correct[f].mean()) if f.any() else None
-            y_clean = d.host("y_clean")
-            if y_clean is not None:
-                stats["predicted_clean"] = float((pred[f] == y_clean[f]).mean()) if f.any() else None
-        return stats
-
-    @torch.no_grad()
     def evaluate_train(self) -> dict:
         """The current model (eval mode: BatchNorm running statistics, no parameter change) on the whole
         training set, against its observed labels.
@@ -549,25 +418,9 @@ class Trainer:
         end. Returns ``{"acc", "loss", "acc_group", "acc_clean", "memorized", "predicted_clean"}`` (keys
         present as the dataset allows).
         """
-        d = self.data
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            pred = torch.empty(d.n, dtype=torch.int64, device=self.device)
-            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-            for s in range(0, d.n, self.eval_batch_size):
-                with self._autocast():
-                    logits = self.model(self._input(d.x[s : s + self.eval_batch_size]))
-                    loss = F.cross_entropy(logits, d.y[s : s + self.eval_batch_size], reduction="sum")
-                loss_sum += loss.double()
-                pred[s : s + self.eval_batch_size] = logits.argmax(1)
-        finally:
-            self.model.train(was_training)
-        out: dict[str, Any] = {"loss": float(loss_sum.item()) / d.n}
-        out.update(self._label_statistics(pred.cpu().numpy(), np.ones(d.n, dtype=bool), prefix=""))
-        return out
+        return evaluation.evaluate_train(self.model, self.data, prepare=self._prepare, autocast=self._autocast,
+                                         batch_size=self.eval_batch_size)
 
-    @torch.no_grad()
     def evaluate(self, test_sets: Mapping[str, Any] | None = None) -> dict[str, dict]:
         """Accuracy and loss of the current model (eval mode) on each test set, overall and per group.
 
@@ -580,40 +433,9 @@ class Trainer:
             for k, v in test_sets.items()
         }
         check_image_sets(self.data, sets)
-        was_training = self.model.training
-        self.model.eval()
-        out: dict[str, dict] = {}
-        try:
-            for name, d in sets.items():
-                hits = torch.zeros((), dtype=torch.int64, device=self.device)
-                loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-                correct = torch.empty(d.n, dtype=torch.bool, device=self.device)
-                for s in range(0, d.n, self.eval_batch_size):
-                    yb = d.y[s : s + self.eval_batch_size]
-                    with self._autocast():
-                        logits = self.model(self._input(d.x[s : s + self.eval_batch_size]))
-                        loss = F.cross_entropy(logits, yb, reduction="sum")
-                    loss_sum += loss.double()
-                    correct[s : s + self.eval_batch_size] = logits.argmax(1) == yb
-                hits = correct.sum()
-                res = {"acc": None, "loss": None}
-                if d.group is not None:
-                    # integer counts: deterministic on every device
-                    tot = torch.bincount(d.group, minlength=d.n_groups)
-                    hit = torch.bincount(d.group[correct], minlength=d.n_groups)
-                    tot_h, hit_h = tot.cpu().numpy(), hit.cpu().numpy()
-                    # only the groups this set has samples of (a probe set holds one group)
-                    res["acc_group"] = {
-                        g: float(hit_h[i] / tot_h[i]) for i, g in enumerate(d.group_names) if tot_h[i]
-                    }
-                res["acc"] = float(hits.item()) / d.n
-                res["loss"] = float(loss_sum.item()) / d.n
-                out[name] = res
-        finally:
-            self.model.train(was_training)
-        return out
+        return evaluation.evaluate_sets(self.model, sets, prepare=self._prepare, autocast=self._autocast,
+                                        batch_size=self.eval_batch_size)
 
-    @torch.no_grad()
     def features(self, x: Any, *, batch_size: int = 4096) -> torch.Tensor:
         """Penultimate activations of the model (eval mode) for ``x`` (array, tensor or dataset).
 
@@ -629,18 +451,8 @@ class Trainer:
                                 f"like the training data, got {x.dtype} {tuple(x.shape)}")
         else:
             x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            chunks = []
-            feat = getattr(self.model, "features", None)
-            for s in range(0, x.shape[0], batch_size):
-                xb = self._input(x[s : s + batch_size])
-                with self._autocast():
-                    chunks.append((feat(xb) if callable(feat) else _last_linear_input(self.model, xb)).float())
-            return torch.cat(chunks)
-        finally:
-            self.model.train(was_training)
+        return evaluation.extract_features(self.model, x, prepare=self._prepare, autocast=self._autocast,
+                                           batch_size=batch_size)
 
     def _take_snapshot(self) -> None:
         """Keep a CPU copy of the model's state dict at this epoch (and write it to the out_dir)."""
@@ -651,41 +463,9 @@ class Trainer:
             self.files[f"snapshot_{self.epoch}"] = save_checkpoint({"epoch": self.epoch, "model": state}, path)
 
     # ================================================================== checkpoints
-    def _signature(self) -> dict:
-        return {
-            "format": _FORMAT,
-            "identity": self.config.identity(),
-            "data": self.data.fingerprint,
-            "tests": {k: v.fingerprint for k, v in self.test_data.items()},
-            "model": [[k, list(v.shape), str(v.dtype)] for k, v in self.model.state_dict().items()],
-            "optimizer": type(self.optimizer).__name__,
-        }
-
     def state_dict(self) -> dict:
         """Everything needed to continue the run exactly (see :meth:`save_checkpoint`)."""
-        st: dict[str, Any] = {
-            "signature": self._signature(),
-            "config": self.config.to_dict(),
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "step": self.step_count,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "host_decay": None if self.host_decay is None else self.host_decay.state_dict(),
-            "snapshots": self.snapshots,
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "history": json.loads(json.dumps(self.history)),
-            "ledger": None if self.ledger is None else self.ledger.state_dict(),
-        }
-        if self.batch:
-            st["partial"] = {
-                "pred": self.pred_buf.cpu(),
-                "loss": self.loss_buf.cpu(),
-                "time": self._epoch_time_done,
-            }
-        return st
+        return state.state_dict(self)
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> str:
         """Write the run's state atomically to ``path`` (default ``out_dir/checkpoint.pt``); returns it."""
@@ -699,40 +479,7 @@ class Trainer:
         return path
 
     def _load_state(self, st: dict, path: str) -> None:
-        sig, mine = st.get("signature"), self._signature()
-        if not isinstance(sig, dict) or sig.get("format") != _FORMAT:
-            raise ValueError(f"resume: {path!r} is not a checkpoint of this lrdecay version")
-        # a field added after the checkpoint was written compares as its default
-        theirs = {**TrainConfig.default_identity(), **sig["identity"]}
-        if theirs != mine["identity"]:
-            diff = sorted(
-                k for k in set(theirs) | set(mine["identity"])
-                if theirs.get(k) != mine["identity"].get(k)
-            )
-            detail = ", ".join(f"{k}: {theirs.get(k)!r} vs {mine['identity'].get(k)!r}" for k in diff)
-            raise ValueError(f"resume: {path!r} was written by another config ({detail})")
-        for key, what in (("data", "training data"), ("tests", "test sets"), ("model", "model architecture"),
-                          ("optimizer", "optimizer")):
-            if sig[key] != mine[key]:
-                raise ValueError(f"resume: {path!r} was written with a different {what}")
-        self.model.load_state_dict(st["model"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(st["scheduler"])
-        if self.host_decay is not None:
-            self.host_decay.load_state_dict(st["host_decay"])
-        self.snapshots = dict(st.get("snapshots") or {})
-        torch.set_rng_state(st["rng_cpu"])
-        if self.device.type == "cuda" and st.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(st["rng_cuda"], self.device)
-        self.epoch, self.batch, self.step_count = int(st["epoch"]), int(st["batch"]), int(st["step"])
-        self.history = list(st["history"])
-        if self.ledger is not None:
-            self.ledger.load_state_dict(st["ledger"])
-        if self.batch:
-            self.pred_buf.copy_(st["partial"]["pred"])
-            self.loss_buf.copy_(st["partial"]["loss"])
-            self._epoch_time_done = float(st["partial"]["time"])
+        state.load_state(self, st, path)
 
     # ================================================================== whole run
     def fit(self) -> RunResult:
@@ -826,26 +573,3 @@ def train(
         resume=resume,
         callbacks=callbacks,
     ).fit()
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    return obj
-
-
-def _last_linear_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("model has no features() method and no nn.Linear layer to take features from")
-    box: list[torch.Tensor] = []
-    handle = linears[-1].register_forward_hook(lambda m, inp, out: box.append(inp[0]))
-    try:
-        model(x)
-    finally:
-        handle.remove()
-    return box[0]

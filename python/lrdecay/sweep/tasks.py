@@ -1,0 +1,287 @@
+"""Units of work: planning runs into tasks, and running one task wherever an executor puts it.
+
+A task is one run, or a group of runs that train stacked as one model (same architecture, data shapes,
+batch size, epochs and device: :func:`stack_key`). :func:`execute_task` runs a task in the current
+process, writes each run's files into its folder (resuming from its checkpoint when there is one) and
+returns one result dict per run; executors only decide where it runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from lrdecay.sweep.spec import Run
+from lrdecay.sweep.store import DONE, FAILED, SweepStore
+from lrdecay.trainer.config import TrainConfig
+
+__all__ = ["Task", "plan_tasks", "execute_task", "stack_key", "PER_MEMBER_FIELDS", "INTERRUPTED",
+           "stackable"]
+
+INTERRUPTED = "interrupted"
+
+#: Fields that may differ between the members of one stacked model: each member has its own data draw,
+#: init, order and label noise, its own optimizer settings and schedule (fixed or host-side), and its own
+#: trainer for everything after the steps (evaluation, ledger, snapshots, logs, checkpoints). Every other
+#: field (architecture, data shapes, batch size, epochs, device, ...) must be equal.
+PER_MEMBER_FIELDS = frozenset({
+    "seed", "label_noise", "optimizer", "lr", "momentum", "dampening", "weight_decay", "nesterov",
+    "schedule", "milestones", "gamma", "step_size", "eta_min", "max_decays", "auto_window", "auto_fraction",
+    "auto_min_stage", "plateau_patience", "plateau_threshold", "decay_train_acc",
+    "n_test", "probe_groups", "ledger", "eval_every", "eval_train", "snapshot_epochs", "checkpoint_every",
+    "plots", "progress",
+})
+
+#: Models the stacked engine can batch (others always train alone).
+STACKABLE_MODELS = ("mlp",)
+
+
+def stackable(config: TrainConfig) -> bool:
+    """Whether ``config`` can be a member of a stacked model (an MLP on the pattern data, float32)."""
+    return config.model in STACKABLE_MODELS and config.data is None and not config.amp
+
+
+def stack_key(config: TrainConfig) -> str:
+    """Runs with equal keys can train as members of one stacked model."""
+    import json
+
+    d = {k: v for k, v in config.to_dict().items() if k not in PER_MEMBER_FIELDS}
+    return json.dumps(d, sort_keys=True)
+
+
+@dataclass
+class Task:
+    """Runs to train together (``len(runs) > 1``: stacked) and the sweep folder they write into."""
+
+    runs: list[Run]
+    out_dir: str
+    checkpoint_seconds: float = 30.0
+    device: str | None = None  # the GPU an executor pinned this worker to (replaces device "auto"/"cuda")
+    stacked: bool = False
+    index: int = 0
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of all its runs (the progress it brings)."""
+        return sum(r.config.epochs for r in self.runs)
+
+
+def plan_tasks(
+    runs: Sequence[Run],
+    out_dir: str,
+    *,
+    stack: bool,
+    parallel: int = 1,
+    max_members: int = 64,
+    checkpoint_seconds: float = 30.0,
+) -> list[Task]:
+    """Split runs into tasks. With ``stack``, runs sharing a :func:`stack_key` form stacked groups of at
+    most ``max_members``, and a group is split further so that ``parallel`` workers all get work; other
+    runs are one task each. Largest tasks first (they bound the sweep's wall time)."""
+    tasks: list[Task] = []
+    if stack:
+        groups: dict[str, list[Run]] = {}
+        for r in runs:
+            key = stack_key(r.config) if stackable(r.config) else "solo:" + r.id
+            groups.setdefault(key, []).append(r)
+        n_groups = len(groups)
+        for members in groups.values():
+            # spread the workers over the groups in proportion to their size
+            share = max(1, round(parallel * len(members) / max(1, len(runs)))) if n_groups > 1 else parallel
+            n_chunks = max(math.ceil(len(members) / max_members), min(share, len(members)))
+            for chunk in _split(members, n_chunks):
+                tasks.append(Task(list(chunk), out_dir, checkpoint_seconds, stacked=len(chunk) > 1))
+    else:
+        tasks = [Task([r], out_dir, checkpoint_seconds) for r in runs]
+    tasks.sort(key=lambda t: -t.epochs * max(1, t.runs[0].config.n_train))
+    for i, t in enumerate(tasks):
+        t.index = i
+    return tasks
+
+
+def _split(items: Sequence, n: int) -> list[list]:
+    n = max(1, min(n, len(items)))
+    q, r = divmod(len(items), n)
+    out, i = [], 0
+    for k in range(n):
+        size = q + (1 if k < r else 0)
+        out.append(list(items[i : i + size]))
+        i += size
+    return out
+
+
+# ---------------------------------------------------------------------------- running a task
+EpochHook = Callable[[str, int], None]
+
+
+def run_config(run: Run, task: Task) -> TrainConfig:
+    """The config a run trains with inside a sweep: its own, with no per-run plots or progress bars, its
+    checkpoints left to the sweep (:class:`Checkpointer`), and the executor's device if it pins one."""
+    cfg = run.config
+    changes: dict[str, Any] = {"progress": False, "plots": False, "checkpoint_every": 0}
+    if task.device is not None and cfg.device in ("auto", "cuda"):
+        changes["device"] = task.device
+    return cfg.replace(**changes)
+
+
+def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = None) -> list[dict]:
+    """Train the task's runs in this process; returns one result dict per run (also written to
+    ``runs/<id>/result.json``): ``id``, ``status`` (done / failed / interrupted), ``history``,
+    ``ledger_summary``, ``wall_time``, ``error`` (traceback), ``resumed_from`` (epoch of the checkpoint it
+    started from), ``snapshots`` (epochs whose model state was saved), ``pid``."""
+    store = SweepStore(task.out_dir)
+    if task.stacked and len(task.runs) > 1:
+        t0 = time.perf_counter()
+        try:
+            from lrdecay.sweep.stack_train import execute_stacked
+
+            return execute_stacked(task, store, on_epoch=on_epoch, stop=stop)
+        except Exception:
+            tb = traceback.format_exc()
+            out = []
+            for run in task.runs:
+                res = {"id": run.id, "status": FAILED, "history": [], "error": tb,
+                       "wall_time": time.perf_counter() - t0, "pid": os.getpid()}
+                store.write_result(run.id, res)
+                out.append(res)
+            return out
+    out = []
+    for run in task.runs:
+        if stop is not None and stop.is_set():
+            out.append(_interrupted(run))
+            continue
+        out.append(execute_solo(run, task, store, on_epoch=on_epoch, stop=stop))
+    return out
+
+
+def _interrupted(run: Run, **extra) -> dict:
+    return {"id": run.id, "status": INTERRUPTED, "pid": os.getpid(), **extra}
+
+
+def _summary_lists(ledger) -> dict | None:
+    if ledger is None:
+        return None
+    return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in ledger.summary().items()}
+
+
+def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook | None = None,
+                 stop: Any = None) -> dict:
+    """One run with the plain :class:`~lrdecay.trainer.Trainer`, resumed from its checkpoint if any."""
+    from lrdecay.trainer import Trainer
+    from lrdecay.trainer.checkpoint import CheckpointError
+
+    t0 = time.perf_counter()
+    cfg = run_config(run, task)
+    run_dir = store.run_dir(run.id)
+    ckpt = store.checkpoint_path(run.id)
+    resume = ckpt if os.path.exists(ckpt) else None
+    callbacks = run_callbacks(run, task, on_epoch)
+    trainer = None
+    try:
+        try:
+            trainer = Trainer(cfg, out_dir=run_dir, resume=resume, callbacks=callbacks)
+        except CheckpointError:
+            # A checkpoint that cannot be read (e.g. a disk fault): set it aside and start over.
+            os.replace(ckpt, ckpt + ".unreadable")
+            resume = None
+            trainer = Trainer(cfg, out_dir=run_dir, callbacks=callbacks)
+        resumed_from = trainer.epoch
+        with _StopWatcher(stop, trainer.request_stop):
+            try:
+                result = trainer.fit()
+            except KeyboardInterrupt:
+                # fit() stopped at a step boundary and wrote a checkpoint (Ctrl-C or a stop request)
+                return _interrupted(run, resumed_from=resumed_from)
+        res = {
+            "id": run.id,
+            "status": DONE,
+            "history": result.history,
+            "ledger_summary": _summary_lists(result.ledger),
+            "wall_time": time.perf_counter() - t0,
+            "resumed_from": resumed_from,
+            "snapshots": sorted(int(e) for e in result.snapshots),
+            "error": None,
+            "pid": os.getpid(),
+        }
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        res = {
+            "id": run.id,
+            "status": FAILED,
+            "history": list(trainer.history) if trainer is not None else [],
+            "error": traceback.format_exc(),
+            "wall_time": time.perf_counter() - t0,
+            "pid": os.getpid(),
+        }
+    store.write_result(run.id, res)
+    return res
+
+
+class Checkpointer:
+    """An epoch-end callback: a checkpoint once ``seconds`` have passed since the run's last one (0: every
+    epoch). The trainer itself writes one when it stops or ends."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.last = time.monotonic()
+
+    def __call__(self, trainer, record) -> None:
+        if trainer.out_dir is None or trainer.epoch >= trainer.config.epochs:
+            return
+        if time.monotonic() - self.last >= self.seconds:
+            trainer.save_checkpoint()
+            self.last = time.monotonic()
+
+
+def run_callbacks(run: Run, task: Task, on_epoch: EpochHook | None) -> list:
+    """The epoch-end callbacks of a run in a sweep: the sweep's checkpoints, then the progress report."""
+    callbacks: list = [Checkpointer(task.checkpoint_seconds)]
+    if on_epoch is not None:
+        callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
+    return callbacks
+
+
+# ---------------------------------------------------------------------------- snapshots
+def snapshot_path(run_dir: str, epoch: int) -> str:
+    """Where the trainer keeps a run's model snapshot of ``epoch`` (``config.snapshot_epochs``):
+    ``runs/<id>/snapshots/epoch_NNNN.pt``, a checksummed checkpoint file holding ``{"epoch", "model"}``."""
+    return os.path.join(run_dir, "snapshots", f"epoch_{int(epoch):04d}.pt")
+
+
+# ---------------------------------------------------------------------------- stop requests
+class _StopWatcher:
+    """While active, polls ``stop.is_set()`` in a thread and calls ``request_stop()`` once it is set (an
+    executor's stop request reaches a trainer at its next step boundary)."""
+
+    def __init__(self, stop: Any, request_stop: Callable[[], None], interval: float = 0.2) -> None:
+        self.stop, self.request_stop, self.interval = stop, request_stop, interval
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self):
+        if self.stop is not None:
+            if self.stop.is_set():
+                self.request_stop()
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                if self.stop.is_set():
+                    self.request_stop()
+                    return
+            except Exception:  # the flag's owner went away (pool shut down): nothing to watch
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
