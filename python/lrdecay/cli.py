@@ -182,6 +182,12 @@ def _run_experiments(names, args) -> int:
     # trained or written
     plan = experiments.plan(names, preset, seeds=seeds, device=args.device, data=data, data_dir=data_dir)
     t0 = time.perf_counter()
+    if data not in (None, "digits") and preset != "tiny" and plan.settings:
+        import torch
+
+        if all(s.get("device") == "cpu" or not torch.cuda.is_available() for s in plan.settings.values()):
+            print(f"note: preset {preset} on {data} is sized for one GPU (ResNets on every training image); on this "
+                  f"CPU it takes a very long time (--preset tiny checks the setup in minutes)", file=sys.stderr)
     on = "" if data is None else f" on {plan.data_info.describe() if plan.data_info else data}"
     skipped = "".join(f"; {n} does not apply ({why})" for n, why in plan.skipped.items())
     print(f"{args.command_line}: {', '.join(e.name for e in plan.runnable) or 'nothing to run'}{on}, preset "
