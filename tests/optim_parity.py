@@ -255,3 +255,67 @@ def check_real_model(backend: str, steps: int, seed: int) -> None:
             torch.nn.functional.cross_entropy(m(x[:4]), y[:4]).backward()
             o.step()
     assert_close_state(opt, list(model.parameters()), ref_opt, list(ref_model.parameters()))
+
+
+def check_float64_exact(backend: str, steps: int, seed: int, schedule=None, torch_factory=None) -> None:
+    """float64 parameters: every hyperparameter combination (one param group each, awkward sizes, some
+    gradients None) gives exactly torch.optim.SGD's bits: parameters and momentum buffers. With
+    ``schedule``, the LR comes from it (on the device for the triton backend) and the reference is driven
+    by ``torch_factory``'s scheduler. Hyperparameters are chosen with many significant bits, so an update
+    done in float32 (or hyperparameters rounded to float32) cannot pass."""
+    shapes = [(1,), (7,), (5, 3), (1500,)]
+    ours = make_params(shapes * len(COMBOS), seed, dtype=torch.float64)
+    ref = clone_params(ours)
+    k = len(shapes)
+
+    def groups(ps):
+        return [
+            dict(params=ps[i * k : (i + 1) * k], lr=0.0123456789 + 0.001 * i,
+                 **{**c, "momentum": c["momentum"] and 0.9123456789, "dampening": c["dampening"] and 0.1234567891,
+                    "weight_decay": c["weight_decay"] and 1.23456789e-2})
+            for i, c in enumerate(COMBOS)
+        ]
+
+    opt = FusedSGD(groups(ours), lr=0.1, backend=backend, schedule=schedule)
+    ref_opt = torch.optim.SGD(groups(ref), lr=0.1)
+    sched = torch_factory(ref_opt) if torch_factory is not None else None
+    gen = torch.Generator().manual_seed(seed + 1)
+    for t in range(steps):
+        feed_grads(ours, ref, gen, 0.2, inplace=t % 3 != 0)
+        opt.step()
+        ref_opt.step()
+        if sched is not None:
+            sched.step()
+    for i, (p, q) in enumerate(zip(ours, ref)):
+        assert p.dtype == torch.float64
+        assert torch.equal(p.detach(), q.detach()), f"param {i}: max diff {(p - q).abs().max().item()}"
+        mb_ref = ref_opt.state[q].get("momentum_buffer") if q in ref_opt.state else None
+        mb = opt.state[p].get("momentum_buffer") if p in opt.state else None
+        assert (mb is None) == (mb_ref is None), f"param {i}: momentum buffer presence differs"
+        if mb is not None:
+            assert torch.equal(mb, mb_ref), f"param {i}: momentum buffer differs"
+
+
+def check_empty_params(backend: str, steps: int = 3) -> None:
+    """Parameters with no elements (``nn.Linear(0, 3)``'s weight, a ``zeros(0)``) beside normal ones:
+    stepped like torch.optim.SGD steps them, momentum buffers included."""
+    for kw in (dict(lr=0.1), dict(lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True)):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(0, 3)
+        extra = torch.zeros(0, requires_grad=True)
+        ours = [*model.parameters(), extra]
+        ref = clone_params(ours)
+        opt = FusedSGD(ours, backend=backend, **kw)
+        ref_opt = torch.optim.SGD(ref, **kw)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(steps):
+            feed_grads(ours, ref, gen, 0.0, inplace=False)
+            opt.step()
+            ref_opt.step()
+        for p, q in zip(ours, ref):
+            assert torch.equal(p.detach(), q.detach())
+            a = opt.state[p].get("momentum_buffer") if p in opt.state else None
+            b = ref_opt.state[q].get("momentum_buffer") if q in ref_opt.state else None
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a.shape == b.shape and torch.equal(a, b)

@@ -326,3 +326,38 @@ def test_presets_do_not_change_when_overridden():
     before = json.dumps(PRESETS, sort_keys=True)
     pattern_dataset(10, complex={"radius": 0.1}, weights={"noise": 0.9})
     assert json.dumps(PRESETS, sort_keys=True) == before
+
+
+# ---------------------------------------------------------------------------------------- the native boundary
+
+
+def test_limits_come_from_the_native_module_and_both_sides_agree():
+    # Issue 10.16: the Rust limits were copied as literals in data.py.
+    from lrdecay import _native
+    from lrdecay.data import LIMITS, MAX_N, _native_spec
+
+    assert LIMITS == _native.DATA_LIMITS and MAX_N == LIMITS["max_n"] == 2**31 - 1
+    assert LIMITS["max_classes"] == 2**16 and LIMITS["max_centre_values"] == 2**28
+    pat = {"name": "p", "dim": 1, "clusters_per_class": 1, "radius": 1.0, "spread": 0.0}
+    # At each limit Python accepts; one past it Python refuses naming the limit, and so does Rust.
+    ok = pattern_dataset(3, n_classes=LIMITS["max_classes"], patterns=[pat], groups=[{"name": "g", "patterns": ["p"]}])
+    assert ok.y.max() < LIMITS["max_classes"]
+    over = {
+        "n_classes": dict(n_classes=LIMITS["max_classes"] + 1),
+        "dim": dict(patterns=[{**pat, "dim": LIMITS["max_dim"] + 1}]),
+        "clusters_per_class": dict(patterns=[{**pat, "clusters_per_class": LIMITS["max_clusters"] + 1}]),
+    }
+    for what, kw in over.items():
+        kw.setdefault("groups", [{"name": "g", "patterns": ["p"]}] if "patterns" in kw else None)
+        with pytest.raises(ValueError, match=what):
+            pattern_dataset(3, **kw)
+    spec = _native_spec(ok.spec)
+    arrays = (np.empty((3, 1), np.float32), np.empty(3, np.int64), np.empty(3, np.int64),
+              np.empty(3, np.int32), np.zeros(3, bool))
+    _native.pattern_fill(*arrays, spec=spec)
+    np.testing.assert_array_equal(arrays[0], ok.x)
+    for key, value in [("n_classes", LIMITS["max_classes"] + 1), ("patterns", [{**spec["patterns"][0], "dim": LIMITS["max_dim"] + 1}])]:
+        with pytest.raises(ValueError, match=key.rstrip("s")):
+            _native.pattern_fill(*arrays, spec={**spec, key: value})
+    with pytest.raises(Exception, match="seed"):  # the boundary names its fields
+        _native.pattern_fill(*arrays, spec={k: v for k, v in spec.items() if k != "seed"})

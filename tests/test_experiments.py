@@ -219,7 +219,7 @@ def test_gd_validity_from_crafted_runs():
     from lrdecay.experiments import gd as m
 
     s = {**m.PRESETS["tiny"], "gd_n_train": 128, "batch_size": 64, "milestones": [2], "epochs": 4}
-    w = m.window_steps(s)  # 2 steps
+    assert m.window_steps(19) == 2 and m.window_steps(4) == 1 and m.window_steps(40) == 4
 
     def run(acc, lrs):
         return SimpleNamespace(history=[{"epoch": i + 1, "train_acc": a, "lr": lr, "test": {"test": {"acc": 0.5}}}
@@ -228,9 +228,9 @@ def test_gd_validity_from_crafted_runs():
     sgd = run([0.3, 0.4, 0.7, 0.72], [0.1, 0.1, 0.01, 0.01])
     smooth = run([0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55], [0.1] * 4 + [0.01] * 3)  # decays after step 4
     out = m.measure(s, 0, {"sgd": sgd, "gd": smooth})
-    assert out["valid"] and out["decay1_gd"] == 4 and out["decay1_sgd"] == 2
+    assert out["valid"] and out["decay1_gd"] == 4 and out["decay1_sgd"] == 2 and out["window_gd"] == 1
     assert out["ratio_sgd1"] == pytest.approx(0.3 / 0.1)
-    assert out["ratio_gd1"] == pytest.approx((0.5 - 0.4) / (0.4 - 0.2))
+    assert out["ratio_gd1"] == pytest.approx((0.45 - 0.4) / (0.4 - 0.3))
     flat = run([0.9] * 7, [0.1] * 4 + [0.01] * 3)  # 0/0: never smooth
     assert not m.measure(s, 0, {"sgd": sgd, "gd": flat})["valid"]
     fitted = run([0.5, 0.9, 0.96, 0.97, 0.98, 0.99, 0.99], [0.1] * 4 + [0.01] * 3)  # ≥ 0.95 at the decay

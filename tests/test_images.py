@@ -231,7 +231,7 @@ def test_balanced_subset():
     assert c[0] == 3 and c.sum() == 200 and c[1:].max() - c[1:].min() <= 1
     assert np.array_equal(ds.balanced_subset(500).y, ds.y)
     assert sorted(counts) == sorted(np.bincount(ds.balanced_subset(500).y, minlength=10))
-    with pytest.raises(ValueError, match=r"n must be an integer in \[1, 500\]"):
+    with pytest.raises(ValueError, match=r"n must be an int in \[1, 500\]"):
         ds.balanced_subset(501)
 
 

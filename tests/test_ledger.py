@@ -694,3 +694,164 @@ def test_same_result_whatever_the_thread_count(tmp_path):
         r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
         outs.add(r.stdout.strip())
     assert len(outs) == 1
+
+
+# ---------------------------------------------------------------------------------------- numpy bools
+
+
+def _odd_bools(rng, n, p_true=0.5):
+    """A bool array whose True bytes are arbitrary nonzero bytes (e.g. a uint8 buffer viewed as bool):
+    numpy reads any nonzero byte as True."""
+    raw = np.where(rng.random(n) < p_true, rng.integers(1, 256, n), 0).astype(np.uint8)
+    return raw.view(bool)
+
+
+def test_bool_bytes_other_than_0_1_are_true_not_another_sample():
+    # Issue 10.3: byte 2 at sample 1 used to be counted for sample 2.
+    raw = np.zeros(64, np.uint8)
+    raw[1] = 2
+    led = Ledger(64)
+    led.record_epoch(raw.view(bool))
+    np.testing.assert_array_equal(np.flatnonzero(led.times_correct), [1])
+
+
+@pytest.mark.parametrize("n", [1, 7, 63, 64, 65, 200, 4097])
+def test_odd_bool_bytes_read_as_numpy_reads_them(n):
+    rng = np.random.default_rng(n)
+    groups = rng.integers(0, 3, n)
+    flipped_odd = _odd_bools(rng, n, 0.3)
+    flipped = np.flatnonzero(flipped_odd)  # numpy's reading: nonzero bytes are True
+    flipped_mask = np.zeros(n, bool)
+    flipped_mask[flipped] = True
+    odd = Ledger(n, groups=groups, flipped=flipped_odd)
+    ref = Ledger(n, groups=groups, flipped=flipped_mask)
+    for e in range(4):
+        c = _odd_bools(rng, n)
+        clean = c.view(np.uint8) != 0
+        if e % 2 == 0:
+            odd.record_epoch(c)
+            ref.record_epoch(clean)
+        else:
+            idx = rng.permutation(n)[: max(1, n // 2)]
+            odd.record_batch(idx, c[idx])
+            ref.record_batch(idx, clean[idx])
+            odd.end_epoch()
+            ref.end_epoch()
+    assert_same(snapshot(odd), snapshot(ref))
+    np.testing.assert_array_equal(odd.times_correct, ref.times_correct)
+    s_odd, s_ref = odd.summary(), ref.summary()
+    for k in ["presented_flipped", "accuracy_flipped", "accuracy_clean", "accuracy_group"]:
+        np.testing.assert_array_equal(s_odd[k], s_ref[k], err_msg=k)
+    # and the state's flip mask is a clean bool array
+    assert set(np.unique(odd.state_dict()["flipped"].view(np.uint8)).tolist()) <= {0, 1}
+
+
+def test_uint8_correctness_must_still_be_0_or_1():
+    raw = np.zeros(10, np.uint8)
+    raw[3] = 2
+    led = Ledger(10)
+    with pytest.raises(ValueError, match=r"correct\[3\] = 2"):
+        led.record_epoch(raw)
+    assert led.n_epochs == 0
+
+
+# ---------------------------------------------------------------------------------------- damaged files
+
+
+def _ledger_file(tmp_path):
+    led, _ = make(np.random.default_rng(21), 70)
+    led.set_clean_labels(np.random.default_rng(22).integers(0, 5, 70))
+    _continue(led, 23, epochs=3)
+    path = tmp_path / "good.npz"
+    led.save(path)
+    return led, path.read_bytes()
+
+
+def _whole_or_refused(data, want):
+    """Loading damaged file bytes either raises ValueError or gives back exactly the saved ledger."""
+    import io
+
+    try:
+        got = Ledger.load(io.BytesIO(data))
+    except ValueError:
+        return "refused"
+    assert_same(snapshot(got), want)
+    assert got.group_names == tuple(want["group_names"])
+    return "whole"
+
+
+def test_every_single_bit_flip_loads_whole_or_is_refused(tmp_path):
+    # Issue 10.4: one bit flip (a zip comment length) loaded a ledger without last_pred and the clean
+    # labels; other flips raised NotImplementedError or RuntimeError.
+    led, data = _ledger_file(tmp_path)
+    want = snapshot(led)
+    rng = np.random.default_rng(0)
+    # Every bit of the zip's central directory and end record (member names, sizes, comment lengths),
+    # then one random bit of each other byte.
+    cd_start = int.from_bytes(data[-6:-2], "little")
+    assert 0 < cd_start < len(data) - 22
+    flips = [(pos, bit) for pos in range(cd_start, len(data)) for bit in range(8)]
+    flips += [(pos, int(rng.integers(8))) for pos in range(cd_start)]
+    outcomes = []
+    for pos, bit in flips:
+        bad = bytearray(data)
+        bad[pos] ^= 1 << bit
+        outcomes.append(_whole_or_refused(bytes(bad), want))
+    assert outcomes.count("refused") > len(flips) // 2
+
+
+def test_every_truncation_is_refused(tmp_path):
+    led, data = _ledger_file(tmp_path)
+    path = tmp_path / "short.npz"
+    for size in range(0, len(data), 7):
+        path.write_bytes(data[:size])
+        with pytest.raises(ValueError):
+            Ledger.load(path)
+
+
+def test_a_file_missing_a_member_is_refused(tmp_path):
+    led, data = _ledger_file(tmp_path)
+    import zipfile
+
+    for drop in ["last_pred", "clean_labels", "flipped"]:
+        src = zipfile.ZipFile(tmp_path / "good.npz")
+        out = tmp_path / f"no_{drop}.npz"
+        with zipfile.ZipFile(out, "w") as z:
+            for info in src.infolist():
+                if info.filename != f"{drop}.npy":
+                    z.writestr(info, src.read(info.filename))
+        with pytest.raises(ValueError, match="checksum"):
+            Ledger.load(out)
+
+
+# ---------------------------------------------------------------------------------------- limits
+
+
+@pytest.mark.parametrize("n", [2**31, 2**64, 2**70])
+def test_too_many_samples_names_the_argument_and_the_range(n):
+    # Issue 10.15: Ledger(2**64) raised OverflowError("int too big to convert").
+    with pytest.raises(ValueError, match=r"n_samples must be an int in \[1, 2147483647\], got " + str(n)):
+        Ledger(n)
+
+
+def test_limits_and_count_columns_come_from_the_native_module():
+    from lrdecay import _native
+    from lrdecay.ledger import LIMITS
+
+    assert LIMITS == _native.LEDGER_LIMITS == {
+        "max_samples": 2**31 - 1, "max_groups": 2**16, "max_epochs": 2**31 - 2, "max_label": 2**31 - 1,
+    }
+    assert _native.LEDGER_COUNT_COLUMNS == (
+        "presented", "correct", "presented_flipped", "correct_flipped", "flipped_pred_clean", "flipped_with_pred",
+    )
+    # The named columns are what summary() reports, on a hand-checkable case.
+    led = Ledger(4, groups=[0, 0, 1, 1], flipped=np.array([True, False, False, True]))
+    led.set_clean_labels([1, 1, 1, 1])
+    led.record_epoch(np.array([True, True, False, True]), pred=[1, 0, 2, 3])
+    counts = dict(zip(_native.LEDGER_COUNT_COLUMNS, led._core.epoch_counts()[0]))
+    assert counts == {"presented": 4, "correct": 3, "presented_flipped": 2, "correct_flipped": 2,
+                      "flipped_pred_clean": 1, "flipped_with_pred": 2}
+    s = led.summary()
+    assert s["presented"][0] == 4 and s["accuracy"][0] == 0.75 and s["predicted_clean"][0] == 0.5
+    with pytest.raises(ValueError, match=r"groups: at most 65536 groups"):
+        Ledger(3, groups=[0, 1, 2], group_names=[str(i) for i in range(2**16 + 1)])

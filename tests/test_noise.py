@@ -162,3 +162,22 @@ def test_bad_input_raises_naming_the_argument(kwargs, exc, msg):
     y, k, r = args.pop("y"), args.pop("n_classes"), args.pop("rate")
     with pytest.raises(exc, match=msg):
         corrupt_labels(y, k, r, **args)
+
+
+def test_empty_list_is_an_empty_label_array():
+    # Issue 10.15: corrupt_labels([]) complained about a float64 dtype the user never passed.
+    y, flipped = corrupt_labels([], 3, 0.5)
+    assert y.dtype == np.int64 and flipped.dtype == np.bool_ and y.shape == flipped.shape == (0,)
+    with pytest.raises(TypeError, match="float64"):  # an explicit float array is still refused
+        corrupt_labels(np.array([], dtype=np.float64), 3, 0.5)
+
+
+def test_n_classes_limit_comes_from_the_native_module():
+    from lrdecay import _native
+
+    top = _native.NOISE_LIMITS["max_classes"]
+    assert top == 2**63 - 1
+    y, _ = corrupt_labels(np.array([0, 5, 2**40]), top, 1.0, seed=3)
+    assert ((y >= 0) & (y < top)).all() and (y != [0, 5, 2**40]).all()
+    with pytest.raises(ValueError, match=rf"n_classes must be an int in \[2, {top}\]"):
+        corrupt_labels(np.array([0]), top + 1, 0.5)

@@ -212,8 +212,11 @@ def test_native_step_rejects_bad_lists_and_writes_nothing():
     with pytest.raises(TypeError):
         _native.sgd_step_f32_ptrs(["a"], ptr(g)[:1], None, [4], **kw)
     assert all(bool((t == 1).all()) for t in p)
+    # a tensor with no elements has data_ptr() 0: accepted and skipped
+    _native.sgd_step_f32_ptrs([0, *ptr(p)], [0, *ptr(g)], None, [0, 4, 3], **kw)
+    assert all(bool((t == 0.9).all()) for t in p)
     _native.sgd_step_f32_ptrs(ptr(p), ptr(g), None, [4, 3], **kw)  # the well-formed call does step
-    assert all(torch.allclose(t, torch.full_like(t, 0.9)) for t in p)
+    assert all(torch.allclose(t, torch.full_like(t, 0.8)) for t in p)
 
 
 def test_cpu_fast_path_is_taken_for_float32(monkeypatch):
@@ -234,3 +237,75 @@ def test_cpu_fast_path_is_taken_for_float32(monkeypatch):
     ps64[0].grad = torch.ones(3, dtype=torch.float64)
     FusedSGD(ps64, lr=0.1, backend=BACKEND).step()  # float64: foreach path
     assert calls == [len(ps), len(ps)]
+
+
+def test_float64_params_step_exactly_like_torch():
+    P.check_float64_exact(BACKEND, steps=20, seed=23)
+    LR = torch.optim.lr_scheduler
+    P.check_float64_exact(
+        BACKEND, steps=7, seed=29, schedule=S.MultiStep([2, 5], 0.3123456789),
+        torch_factory=lambda o: LR.MultiStepLR(o, [2, 5], 0.3123456789),
+    )
+
+
+@pytest.mark.parametrize("compile_backend", ["eager", "aot_eager"])
+def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
+    # Issue 10.2: under torch.compile the step count stayed 0, so the schedule never advanced.
+    import warnings
+
+    torch._dynamo.reset()
+
+    def run(compiled: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+        opt = FusedSGD(model.parameters(), lr=1.0, momentum=0.9, schedule=S.MultiStep([2, 3], 0.1),
+                       backend=BACKEND)
+        x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+        y = torch.arange(8) % 3
+
+        def step_fn():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        fn = torch.compile(step_fn, backend=compile_backend) if compiled else step_fn
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(5):
+                fn()
+        return opt, [p.detach().clone() for p in model.parameters()]
+
+    eager_opt, eager_params = run(False)
+    opt, params = run(True)
+    assert eager_opt.step_count == 5 and opt.step_count == 5
+    assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    for a, b in zip(params, eager_params):
+        assert torch.equal(a, b)
+
+
+def test_parameters_with_no_elements():
+    # Issue 10.7: "every address must be a non-null, 4-byte aligned float32 buffer" for nn.Linear(0, 3).
+    P.check_empty_params(BACKEND)
+
+
+def test_a_tensor_or_a_set_as_params_is_treated_like_torch():
+    # Issue 10.5: FusedSGD(torch.zeros(3, 2)) took the rows as three parameters; a set gave no warning.
+    import warnings
+
+    for make in (lambda p: torch.optim.SGD(p, lr=0.1), lambda p: FusedSGD(p, lr=0.1)):
+        for tensor in (torch.zeros(3, 2), torch.zeros(3, 2, requires_grad=True)):
+            with pytest.raises(TypeError) as info:
+                make(tensor)
+            assert "should be an iterable of Tensors or dicts, but got torch.FloatTensor" in str(info.value)
+    caught = []
+    for make in (lambda p: torch.optim.SGD(p, lr=0.1), lambda p: FusedSGD(p, lr=0.1)):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            opt = make({torch.zeros(2, requires_grad=True)})
+        caught.append([(x.category, str(x.message)) for x in w if "ordered collections" in str(x.message)])
+        assert len(opt.param_groups[0]["params"]) == 1
+    assert caught[0] == caught[1] and len(caught[1]) == 1
+    # in a param group, a set is an error for both
+    for cls in (torch.optim.SGD, FusedSGD):
+        with pytest.raises(TypeError, match="ordered collections"):
+            cls([{"params": {torch.zeros(2, requires_grad=True)}}], lr=0.1)

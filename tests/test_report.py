@@ -80,3 +80,26 @@ def test_cli_bad_arguments(tmp_path, capsys):
     assert e.value.code == 2 and "--seeds must be" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "nope"])
+
+
+def test_cli_report_folder_rule(tmp_path, capsys):
+    """An existing report folder needs --resume (its finished runs are read back) or --overwrite."""
+    out = tmp_path / "rep"
+    args = ["run", "memorization", "--preset", "tiny", "--workers", "1", "--out", str(out)]
+    assert main(args) == 0
+    first = json.loads((out / "results.json").read_text())["experiments"]["memorization"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    again = json.loads((out / "results.json").read_text())["experiments"]["memorization"]
+    assert again["per_seed"] == first["per_seed"]
+    assert again["training"]["cached_runs"] == again["training"]["runs"]
+    (out / "notes.txt").write_text("mine")  # not something reproduce writes: --overwrite refuses the folder
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--overwrite"])
+    assert e.value.code == 2 and "notes.txt" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["experiments"]["memorization"]["training"]["cached_runs"] == 0

@@ -87,7 +87,7 @@ def test_params_are_views_of_one_flat_buffer():
         (dict(lr=0.1, nesterov=[1, 0, 0]), TypeError, r"nesterov\[0\] must be a bool"),
         (dict(lr=0.1, schedules=[S.Constant()]), ValueError, "schedules must have 3 entries"),
         (dict(lr=0.1, schedules=["cosine", None, None]), TypeError, r"schedules\[0\] must be"),
-        (dict(lr=float("nan")), ValueError, "member 0: lr must not be NaN"),
+        (dict(lr=float("nan")), ValueError, "member 0: lr must be a finite number, got nan"),
         (dict(lr=0.1, backend="cuda"), ValueError, "backend must be one of"),
     ],
 )

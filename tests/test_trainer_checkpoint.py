@@ -179,7 +179,7 @@ def test_failed_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
         t.save_checkpoint()
     monkeypatch.setattr(ckpt_mod, "_parse", real_parse)
     assert open(good, "rb").read() == before
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "config.json", "log.jsonl"]  # no temp left
+    assert sorted(os.listdir(tmp_path)) == [".lrdecay-run", "checkpoint.pt", "config.json", "log.jsonl"]  # no temp left
     assert load_checkpoint(good)["epoch"] == 1
 
 

@@ -1,11 +1,50 @@
-"""Type stubs for the compiled module ``lrdecay._native`` (kept in sync with rust/lrdecay-py)."""
+"""Type stubs for the compiled module ``lrdecay._native`` (rust/lrdecay-py); tests/test_stubs.py checks
+them against the built module with ``mypy.stubtest``."""
+
+from typing import TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "__version__",
+    "pattern_fill",
+    "group_sizes",
+    "DATA_LIMITS",
+    "corrupt_labels_into",
+    "NOISE_LIMITS",
+    "LedgerCore",
+    "LEDGER_LIMITS",
+    "LEDGER_COUNT_COLUMNS",
+    "sgd_step_f32_ptrs",
+]
+
 __version__: str
 
 # --- data (rust/lrdecay-py/src/data.rs) ---
+
+class _PatternSpec(TypedDict):
+    dim: int
+    clusters_per_class: int
+    radius: float
+    spread: float
+    center_seed: int
+
+class _GroupSpec(TypedDict):
+    id: int  # written into the group column
+    patterns: list[int]  # indices into _DatasetSpec.patterns
+    weight: float
+
+class _DatasetSpec(TypedDict):
+    n_classes: int
+    patterns: list[_PatternSpec]
+    groups: list[_GroupSpec]  # the groups generated
+    seed: int
+    split: int  # 0 train, 1 test
+    label_noise: float
+
+#: max_n, max_classes, max_dim, max_clusters, max_patterns, max_groups, max_centre_values, max_seed
+DATA_LIMITS: dict[str, int]
 
 def pattern_fill(
     x: npt.NDArray[np.float32],
@@ -14,30 +53,18 @@ def pattern_fill(
     group: npt.NDArray[np.int32],
     flipped: npt.NDArray[np.bool_],
     *,
-    n_classes: int,
-    dims: list[int],
-    clusters_per_class: list[int],
-    radii: list[float],
-    spreads: list[float],
-    center_seeds: list[int],
-    group_ids: list[int],
-    group_patterns: list[list[int]],
-    group_weights: list[float],
-    seed: int,
-    split: int,
-    label_noise: float,
+    spec: _DatasetSpec,
 ) -> None:
     """Fill the caller-allocated arrays (x: n x D C-contiguous) with a pattern dataset; GIL released."""
 
 def group_sizes(weights: list[float], n: int) -> list[int]:
     """Exact group sizes by largest-remainder rounding of weights * n."""
 
-def pattern_centres(
-    dim: int, clusters_per_class: int, radius: float, center_seed: int, pattern_index: int, n_classes: int
-) -> npt.NDArray[np.float32]:
-    """The (n_classes * clusters_per_class, dim) centres of one pattern; row k*m + j = class k, cluster j."""
-
 # --- noise (rust/lrdecay-py/src/noise.rs) ---
+
+#: max_classes, max_seed
+NOISE_LIMITS: dict[str, int]
+
 def corrupt_labels_into(
     y: npt.NDArray[np.int64],
     out: npt.NDArray[np.int64],
@@ -55,18 +82,22 @@ def corrupt_labels_into(
 # ---- ledger (rust/lrdecay-py/src/ledger.rs; public API: lrdecay.Ledger) ----
 
 
-LEDGER_MAX_GROUPS: int
+#: max_samples, max_groups, max_epochs, max_label
+LEDGER_LIMITS: dict[str, int]
+#: names of the first columns of LedgerCore.epoch_counts(); per-group presented and correct follow
+LEDGER_COUNT_COLUMNS: tuple[str, ...]
 
+@final
 class LedgerCore:
     """The native per-sample ledger; use :class:`lrdecay.Ledger`."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         n_samples: int,
         groups: npt.NDArray[np.integer] | None = None,
         n_groups: int = 0,
         flipped: npt.NDArray[np.bool_] | None = None,
-    ) -> None: ...
+    ) -> LedgerCore: ...
     def record_epoch(
         self,
         correct: npt.NDArray[np.bool_] | npt.NDArray[np.uint8],

@@ -14,13 +14,18 @@ from typing import Sequence
 def _cmd_data(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from lrdecay._atomic import atomic_write
     from lrdecay.data import pattern_dataset
 
-    ds = pattern_dataset(
+    out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # what np.savez(path) would write
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out} is a folder; give the .npz file to write")
+    if os.path.exists(out) and not args.overwrite:
+        raise ValueError(f"--out {out} already exists: pass --overwrite to replace it, or choose another name")
+    ds = pattern_dataset(  # validates every argument before any work
         args.n, preset=args.preset, split=args.split, seed=args.seed, label_noise=args.label_noise
     )
-    np.savez(
-        args.out,
+    arrays = dict(
         x=ds.x,
         y=ds.y,
         y_clean=ds.y_clean,
@@ -29,51 +34,90 @@ def _cmd_data(args: argparse.Namespace) -> int:
         group_names=np.array(ds.group_names),
         n_classes=np.int64(ds.n_classes),
     )
+    try:
+        # Atomic: a kill mid-write leaves the previous file (if any) whole; without --overwrite an
+        # existing file is never replaced, even one another process wrote meanwhile.
+        with atomic_write(out, replace=args.overwrite) as f:
+            np.savez(f, **arrays)
+    except FileExistsError:
+        raise ValueError(f"--out {out} was created by another process meanwhile: pass --overwrite to replace it") from None
     counts = np.bincount(ds.group, minlength=len(ds.group_names))
     groups = ", ".join(f"{name}={int(c)}" for name, c in zip(ds.group_names, counts))
     print(
-        f"wrote {args.out}: x {ds.x.shape} float32, {ds.n_classes} classes, groups: {groups}, "
+        f"wrote {out}: x {ds.x.shape} float32, {ds.n_classes} classes, groups: {groups}, "
         f"flipped: {int(ds.flipped.sum())}"
     )
     return 0
 
 
-# Command-line flags of ``lrdecay train`` that override TrainConfig fields of the same name.
+# Command-line flags of ``lrdecay train`` that override TrainConfig fields of the same name:
+# name -> (type, help). The defaults shown in --help are TrainConfig's; the choices come from the
+# modules that define them (_train_choices).
 _TRAIN_FLAGS = {
-    "epochs": int,
-    "batch_size": int,
-    "lr": float,
-    "momentum": float,
-    "weight_decay": float,
-    "seed": int,
-    "n_train": int,
-    "n_test": int,
-    "label_noise": float,
-    "preset": str,
-    "model": str,
-    "width": int,
-    "depth": int,
-    "optimizer": str,
-    "schedule": str,
-    "gamma": float,
-    "device": str,
-    "checkpoint_every": int,
-    "eval_every": int,
-    "data_dir": str,
-    "image_size": int,
-    "train_subset": int,
-    "augment": str,
-    "crop_padding": int,
+    "epochs": (int, "training epochs"),
+    "batch_size": (int, "minibatch size (see --full-batch)"),
+    "lr": (float, "learning rate (the schedule's starting value)"),
+    "momentum": (float, "SGD momentum"),
+    "weight_decay": (float, "weight decay (L2)"),
+    "seed": (int, "seed of the data, data order, initialization and label noise"),
+    "n_train": (int, "training samples drawn from --preset"),
+    "n_test": (int, "test samples drawn from --preset (0: no test set)"),
+    "label_noise": (float, "symmetric label-flip rate of the training set, in [0, 1]"),
+    "preset": (str, "pattern-dataset preset"),
+    "model": (str, "model"),
+    "width": (int, "hidden width (default: the model's)"),
+    "depth": (int, "hidden layers (default: the model's)"),
+    "optimizer": (str, "fused: lrdecay FusedSGD, device-side schedule; torch: torch.optim.SGD + lr_scheduler"),
+    "schedule": (str, "learning-rate schedule (changes at epoch boundaries)"),
+    "gamma": (float, "decay factor of the multistep, step and exponential schedules"),
+    "device": (str, "auto (CUDA if available), cpu, cuda or cuda:N"),
+    "checkpoint_every": (int, "also write checkpoint.pt every k epochs (0: only at the end)"),
+    "eval_every": (int, "evaluate the test sets every k epochs (and at the last)"),
+    "data_dir": (str, "folder holding --data cifar10, cifar100 or folder (nothing is downloaded)"),
+    "image_size": (int, "side of the images decoded from a folder"),
+    "train_subset": (int, "train on a class-balanced subset of this many images (default: all)"),
+    "augment": (str, "augmentation, on the device inside the step"),
+    "crop_padding": (int, "zero padding around an image for the random crop"),
 }
 
 
-def _load_npz_dataset(path: str) -> dict:
+def _train_choices() -> dict[str, list[str]]:
+    from lrdecay.augment import AUGMENTS
+    from lrdecay.data import PRESETS
+    from lrdecay.models import MODEL_NAMES
+    from lrdecay.trainer.config import OPTIMIZERS, SCHEDULES
+
+    return {
+        "preset": list(PRESETS),
+        "model": list(MODEL_NAMES),
+        "optimizer": list(OPTIMIZERS),
+        "schedule": list(SCHEDULES),
+        "augment": ["auto", *AUGMENTS],
+    }
+
+
+def _parse_milestones(text: str) -> list[int]:
+    try:
+        return [int(m) for m in text.split(",") if m.strip()]
+    except ValueError:
+        raise ValueError(f"--milestones must be comma-separated epochs, e.g. 10,20; got {text!r}") from None
+
+
+def _load_npz_dataset(path: str, flag: str = "--data") -> dict:
     """A dataset saved by ``lrdecay data`` (or any .npz with x and y, optional group/flipped/y_clean)."""
     import numpy as np
 
-    with np.load(path, allow_pickle=False) as z:
+    if not os.path.isfile(path):
+        raise ValueError(f"{flag} {path!r}: no such file")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # a damaged or foreign file: say which flag and file
+        raise ValueError(f"{flag} {path!r} is not a readable .npz file: {exc}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{flag} {path!r} is not an .npz archive")
+    with z:
         if "x" not in z or "y" not in z:
-            raise ValueError(f"--data {path!r} must contain arrays 'x' and 'y'")
+            raise ValueError(f"{flag} {path!r} must contain arrays 'x' and 'y'")
         ds = {k: z[k] for k in ("x", "y", "y_clean", "group", "flipped") if k in z}
         if "group_names" in z:
             ds["group_names"] = tuple(str(s) for s in z["group_names"])
@@ -83,20 +127,30 @@ def _load_npz_dataset(path: str) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from lrdecay.images import IMAGE_DATASETS
     from lrdecay.trainer import TrainConfig, train
+    from lrdecay.trainer.checkpoint import checkpoint_path
 
-    fields = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+    # Everything is checked before anything is written or printed: the checkpoint, the config, the data.
+    ckpt = checkpoint_path(args.resume) if args.resume else None
+    run_dir = os.path.dirname(os.path.abspath(ckpt)) if ckpt else None
+    if args.config:
+        fields = TrainConfig.from_json(args.config).to_dict()
+    elif ckpt and os.path.isfile(os.path.join(run_dir, "config.json")):
+        fields = TrainConfig.from_json(os.path.join(run_dir, "config.json")).to_dict()  # the run's own
+    else:
+        fields = {}
     for name in _TRAIN_FLAGS:
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
     if args.milestones is not None:
-        fields["milestones"] = [int(m) for m in args.milestones.split(",") if m.strip()]
+        fields["milestones"] = _parse_milestones(args.milestones)
     if args.classes is not None:
         try:
             fields["classes"] = [int(c) for c in args.classes.split(",") if c.strip()]
         except ValueError:
-            raise ValueError(f"--classes must be comma-separated class indices, e.g. 0,1,2, got {args.classes!r}") from None
+            raise ValueError(f"--classes must be comma-separated class indices, e.g. 0,1,2; got {args.classes!r}") from None
     if args.full_batch:
         fields["batch_size"] = None
     if args.no_graph:
@@ -107,19 +161,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fields["channels_last"] = True
     if args.amp:
         fields["amp"] = True
-    from lrdecay.images import IMAGE_DATASETS
-
     if args.data in IMAGE_DATASETS:  # real images by name; anything else is an .npz path
         fields["data"] = args.data
         if args.test_data:
             raise ValueError(f"--test-data goes with an .npz --data; --data {args.data} brings its own test split")
+    elif args.test_data and not args.data:
+        raise ValueError("--test-data goes with an .npz --data")
     config = TrainConfig.from_dict(fields)
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {config.device}: CUDA is not available (use cpu or auto)")
     dataset = test_sets = None
     if args.data and args.data not in IMAGE_DATASETS:
         dataset = _load_npz_dataset(args.data)
-        test_sets = {"test": _load_npz_dataset(args.test_data)} if args.test_data else {}
+        test_sets = {"test": _load_npz_dataset(args.test_data, "--test-data")} if args.test_data else {}
+    out = args.out if args.out is not None else run_dir
     try:
-        result = train(config, dataset=dataset, test_sets=test_sets, out_dir=args.out, resume=args.resume)
+        result = train(config, dataset=dataset, test_sets=test_sets, out_dir=out, resume=ckpt,
+                       overwrite=args.overwrite)
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return 130
@@ -158,6 +219,10 @@ def _default_preset(device: str | None, data: str | None = None) -> str:
     return "full" if "full" in presets_for(data) else "quick"
 
 
+#: What ``reproduce`` / ``run`` write into their folder (what --overwrite may delete).
+REPORT_OUTPUTS = ("report.md", "results.json", "*.png", "runs", ".*.tmp")
+
+
 def _run_experiments(names, args) -> int:
     import time
 
@@ -181,6 +246,11 @@ def _run_experiments(names, args) -> int:
     # resolve and check every experiment's settings, the data and every first-round run before anything is
     # trained or written
     plan = experiments.plan(names, preset, seeds=seeds, device=args.device, data=data, data_dir=data_dir)
+    from lrdecay._outdir import OutputDir
+
+    # one writer per report folder; an existing report needs --resume (keep its finished runs) or --overwrite
+    out = OutputDir(args.out, kind="reproduce", resume=args.resume, overwrite=args.overwrite,
+                    outputs=REPORT_OUTPUTS)
     t0 = time.perf_counter()
     if data not in (None, "digits") and preset != "tiny" and plan.settings:
         import torch
@@ -192,14 +262,15 @@ def _run_experiments(names, args) -> int:
     skipped = "".join(f"; {n} does not apply ({why})" for n, why in plan.skipped.items())
     print(f"{args.command_line}: {', '.join(e.name for e in plan.runnable) or 'nothing to run'}{on}, preset "
           f"{preset}, {len(plan.first_round())} runs, executor {args.executor}, {args.workers} worker(s){skipped}; "
-          f"finished runs are kept in "
-          f"{os.path.join(args.out, 'runs')} (rerun the command to resume)", file=sys.stderr, flush=True)
+          f"finished runs are kept in {os.path.join(args.out, 'runs')} (add --resume to continue after a stop)",
+          file=sys.stderr, flush=True)
     try:
         results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
                                       workers=args.workers, executor=args.executor, data=data, data_dir=data_dir)
     except KeyboardInterrupt:
-        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command resumes",
-              file=sys.stderr)
+        out.release()
+        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command with "
+              f"--resume continues", file=sys.stderr)
         return 130
     threads = {s.get("threads") for s in plan.settings.values()}
     notes = experiments.PRESET_NOTES if data is None else experiments.IMAGE_PRESET_NOTES
@@ -220,6 +291,7 @@ def _run_experiments(names, args) -> int:
         "notes": list(notes.get(preset, [])),
     }
     paths = write_report(results, args.out, meta)
+    out.release()
     width = max(len(n) for n in names)
     for name, r in results.items():
         status = r["verdict"]["status"]
@@ -314,31 +386,66 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     from lrdecay import __version__
 
-    parser = argparse.ArgumentParser(prog="lrdecay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lrdecay",
+        description="lrdecay: how learning-rate decay helps neural networks (You et al.) -- datasets, "
+        "training runs and the paper's experiments.",
+        epilog="`lrdecay COMMAND --help` lists a command's options with their defaults and choices. A command "
+        "that writes a folder refuses one that already holds results unless given --resume or --overwrite, "
+        "and one folder has one writer at a time.",
+    )
     parser.add_argument("--version", action="version", version=f"lrdecay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = sub.add_parser("data", help="generate a pattern dataset and save it as .npz")
-    data.add_argument("--preset", default="ps10", help="dataset preset (default: ps10)")
-    data.add_argument("--n", type=int, default=50_000, help="number of samples (default: 50000)")
-    data.add_argument("--split", default="train", choices=["train", "test"])
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--label-noise", type=float, default=None, help="symmetric label-flip rate in [0, 1]")
-    data.add_argument("--out", required=True, help="output .npz path")
+    from lrdecay.data import PRESETS as DATA_PRESETS
+
+    data = sub.add_parser(
+        "data", help="generate a pattern dataset and save it as .npz",
+        description="Generate a seeded synthetic pattern dataset (lrdecay.data.pattern_dataset) and save its "
+        "arrays (x, y, y_clean, group, flipped, group_names, n_classes) as one .npz file, written atomically.",
+    )
+    data.add_argument("--preset", default="ps10", choices=list(DATA_PRESETS), help="dataset preset (default: ps10)")
+    data.add_argument("--n", type=int, default=50_000, help="number of samples, in [1, 2**31 - 1] (default: 50000)")
+    data.add_argument("--split", default="train", choices=["train", "test"], help="which split (default: train)")
+    data.add_argument("--seed", type=int, default=0, help="seed, in [0, 2**64 - 1] (default: 0)")
+    data.add_argument("--label-noise", type=float, default=None,
+                      help="symmetric label-flip rate in [0, 1] (default: none)")
+    data.add_argument("--out", required=True, help="output .npz file (.npz is appended if missing)")
+    data.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     data.set_defaults(func=_cmd_data)
 
-    tr = sub.add_parser("train", help="train a model (config JSON and/or flags); logs, checkpoints, plots")
-    tr.add_argument("--config", help="TrainConfig JSON file (flags below override its fields)")
-    tr.add_argument("--out", help="output folder for log.jsonl, log.csv, PNGs, checkpoint.pt")
-    tr.add_argument("--resume", help="checkpoint.pt of a stopped run with the same config")
+    import dataclasses
+
+    from lrdecay.trainer import TrainConfig
+
+    defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
+                for f in dataclasses.fields(TrainConfig)}
+    choices = _train_choices()
+    tr = sub.add_parser(
+        "train", help="train a model (config JSON and/or flags); logs, checkpoints, plots",
+        description="Train one model as a TrainConfig says (a JSON file, and/or the flags below, which override "
+        "its fields; the defaults shown are TrainConfig's). With --out, the folder gets config.json, log.jsonl, "
+        "log.csv, checkpoint.pt, ledger.npz and PNG curves.",
+    )
+    tr.add_argument("--config", help="TrainConfig JSON file (the flags below override its fields)")
+    tr.add_argument("--out", help="output folder (default: none, or the --resume run's folder); a folder that "
+                    "holds a run needs --resume or --overwrite")
+    tr.add_argument("--resume", metavar="RUN", help="continue a stopped run: its folder (checkpoint.pt, and "
+                    "config.json unless --config is given) or a checkpoint file")
+    tr.add_argument("--overwrite", action="store_true", help="replace what --out holds (only a folder lrdecay wrote)")
     tr.add_argument("--data", help="cifar10, cifar100, digits or folder (real images, with --data-dir), or an .npz "
-                    "training set (from `lrdecay data`) instead of the config's preset")
-    tr.add_argument("--test-data", help=".npz test set to evaluate (with --data)")
-    for name, typ in _TRAIN_FLAGS.items():
-        tr.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"override config.{name}")
-    tr.add_argument("--milestones", default=None, help="comma-separated decay epochs, e.g. 10,20")
-    tr.add_argument("--classes", default=None, help="real images: train and test on these classes only, e.g. 0,1,2,3,4 "
-                    "(relabelled 0..k-1 in this order)")
+                    "training set (from `lrdecay data`) instead of --preset")
+    tr.add_argument("--test-data", help=".npz test set to evaluate (with an .npz --data)")
+    for name, (typ, text) in _TRAIN_FLAGS.items():
+        default = defaults[name]
+        shown = "" if "default:" in text else f" (default: {'none' if default is None else default})"
+        tr.add_argument("--" + name.replace("_", "-"), type=typ, default=None, choices=choices.get(name),
+                        help=text + shown)
+    tr.add_argument("--milestones", default=None,
+                    help="comma-separated decay epochs of the multistep schedule (default: "
+                    + ",".join(map(str, defaults["milestones"])) + ")")
+    tr.add_argument("--classes", default=None, help="real images: train and test on these classes only, e.g. "
+                    "0,1,2,3,4 (relabelled 0..k-1 in this order; default: all)")
     tr.add_argument("--full-batch", action="store_true", help="full-batch gradient descent")
     tr.add_argument("--no-graph", action="store_true", help="do not capture the step in a CUDA graph")
     tr.add_argument("--no-ledger", action="store_true", help="no per-sample ledger")
@@ -365,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=2 if (os.cpu_count() or 1) >= 2 else 1,
                        help="training processes, one torch thread each on CPU (default: 2 on a multi-core "
                             "machine); use 1 on a GPU")
+        p.add_argument("--resume", action="store_true",
+                       help="continue in an --out folder that holds an earlier (stopped) call: its finished runs "
+                            "are read back, unfinished ones resume from their checkpoints")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace what an --out folder holds from an earlier call")
         p.add_argument("--executor", choices=["auto", "stack", "process", "ray"], default="auto",
                        help="how the runs train (lrdecay.sweep): auto, stack (this process, runs sharing an "
                             "architecture as one stacked model), process (a local pool), ray (default: auto)")
@@ -443,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:  # ImportError: an optional extra
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as exc:  # ImportError: an extra
         parser.exit(2, f"lrdecay {args.command}: error: {exc}\n")
 
 

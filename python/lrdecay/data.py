@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lrdecay import _native
-from lrdecay.noise import _check_int, _check_real
+from lrdecay._validate import check_int, check_real
 
 # Real images (CIFAR-10/100, image folders, scikit-learn's digits) are read in lrdecay.images and
 # re-exported here: lrdecay.data is where every dataset comes from.
@@ -36,14 +36,15 @@ from lrdecay.images import (  # noqa: F401
     load_images,
 )
 
-__all__ = ["pattern_dataset", "PatternDataset", "PRESETS", "MAX_N"]
+__all__ = ["pattern_dataset", "PatternDataset", "PRESETS", "MAX_N", "LIMITS"]
 __all__ += ["cifar10", "cifar100", "image_folder", "digits", "load_images", "ImageDataset", "DatasetNotFoundError"]
 
-MAX_N = 2**31 - 1
-_MAX_SEED = 2**64 - 1
-_MAX_CLASSES = 2**16
-_MAX_DIM = 2**16
-_MAX_CLUSTERS = 2**16
+#: The limits the Rust generator enforces (``lrdecay._native.DATA_LIMITS``): ``max_n``,
+#: ``max_classes``, ``max_dim``, ``max_clusters``, ``max_patterns``, ``max_groups``,
+#: ``max_centre_values`` (n_classes * clusters_per_class * dim of one pattern), ``max_seed``.
+LIMITS: dict[str, int] = dict(_native.DATA_LIMITS)
+MAX_N = LIMITS["max_n"]
+_MAX_SEED = LIMITS["max_seed"]
 _PATTERN_FIELDS = ("name", "dim", "clusters_per_class", "radius", "spread", "center_seed")
 _REQUIRED_FIELDS = ("name", "dim", "clusters_per_class", "radius", "spread")
 _SPLITS = {"train": 0, "test": 1}
@@ -164,12 +165,14 @@ def _check_pattern(i: int, p, *, fill_required: bool = True) -> dict[str, Any]:
     q = dict(p)
     name = _check_name(f"{where}.name", q["name"])
     where = f"pattern {name!r}"
-    q["dim"] = _check_int(f"{where}: dim", q["dim"], 1, _MAX_DIM)
-    q["clusters_per_class"] = _check_int(f"{where}: clusters_per_class", q["clusters_per_class"], 1, _MAX_CLUSTERS)
-    q["radius"] = _check_real(f"{where}: radius", q["radius"], 0.0, 1e6)
-    q["spread"] = _check_real(f"{where}: spread", q["spread"], 0.0, 1e6)
+    q["dim"] = check_int(f"{where}: dim", q["dim"], 1, LIMITS["max_dim"])
+    q["clusters_per_class"] = check_int(
+        f"{where}: clusters_per_class", q["clusters_per_class"], 1, LIMITS["max_clusters"]
+    )
+    q["radius"] = check_real(f"{where}: radius", q["radius"], 0.0, 1e6)
+    q["spread"] = check_real(f"{where}: spread", q["spread"], 0.0, 1e6)
     cs = q.get("center_seed")
-    q["center_seed"] = None if cs is None else _check_int(f"{where}: center_seed", cs, 0, _MAX_SEED)
+    q["center_seed"] = None if cs is None else check_int(f"{where}: center_seed", cs, 0, _MAX_SEED)
     return q
 
 
@@ -188,15 +191,15 @@ def _resolve(preset, n_classes, patterns, groups, overrides):
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     base = copy.deepcopy(PRESETS[preset])
-    k = base["n_classes"] if n_classes is None else _check_int("n_classes", n_classes, 2, _MAX_CLASSES)
+    k = base["n_classes"] if n_classes is None else check_int("n_classes", n_classes, 2, LIMITS["max_classes"])
 
     pats = base["patterns"] if patterns is None else _check_list("patterns", patterns)
     pats = [_check_pattern(i, p) for i, p in enumerate(pats)]
     names = [p["name"] for p in pats]
     if len(set(names)) != len(names):
         raise ValueError(f"patterns: names must be unique, got {names}")
-    if len(pats) > 1024:
-        raise ValueError(f"patterns: at most 1024 patterns, got {len(pats)}")
+    if len(pats) > LIMITS["max_patterns"]:
+        raise ValueError(f"patterns: at most {LIMITS['max_patterns']} patterns, got {len(pats)}")
 
     full = base["groups"]
     selected = None
@@ -255,21 +258,19 @@ def _resolve(preset, n_classes, patterns, groups, overrides):
             )
 
     for g in full:
-        g["weight"] = _check_real(f"group {g['name']!r}: weight", g["weight"], 0.0, 1e12)
-        if g["weight"] <= 0.0:
-            raise ValueError(f"group {g['name']!r}: weight must be > 0, got {g['weight']}")
+        g["weight"] = check_real(f"group {g['name']!r}: weight", g["weight"], 0.0, 1e12, lo_open=True)
         for p in g["patterns"]:
             if p not in names:
                 raise ValueError(f"group {g['name']!r} refers to unknown pattern {p!r}; patterns are {names}")
         if len(set(g["patterns"])) != len(g["patterns"]):
             raise ValueError(f"group {g['name']!r}: patterns must be unique, got {g['patterns']}")
-    if len(full) > 2**16:
-        raise ValueError(f"groups: at most {2**16} groups, got {len(full)}")
+    if len(full) > LIMITS["max_groups"]:
+        raise ValueError(f"groups: at most {LIMITS['max_groups']} groups, got {len(full)}")
     for p in pats:
-        if k * p["clusters_per_class"] * p["dim"] > 2**28:
+        if k * p["clusters_per_class"] * p["dim"] > LIMITS["max_centre_values"]:
             raise ValueError(
-                f"pattern {p['name']!r}: n_classes * clusters_per_class * dim must be <= 2**28, got "
-                f"{k * p['clusters_per_class'] * p['dim']}"
+                f"pattern {p['name']!r}: n_classes * clusters_per_class * dim must be <= "
+                f"{LIMITS['max_centre_values']}, got {k * p['clusters_per_class'] * p['dim']}"
             )
     if selected is None:
         selected = [g["name"] for g in full]
@@ -330,13 +331,13 @@ def pattern_dataset(
     TypeError, ValueError
         On a bad argument, naming it and the accepted range, before any work.
     """
-    n = _check_int("n", n, 1, MAX_N)
+    n = check_int("n", n, 1, MAX_N)
     if not isinstance(split, str):
         raise TypeError(f"split must be 'train' or 'test', got {type(split).__name__}")
     if split not in _SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    seed = _check_int("seed", seed, 0, _MAX_SEED)
-    rate = 0.0 if label_noise is None else _check_real("label_noise", label_noise, 0.0, 1.0)
+    seed = check_int("seed", seed, 0, _MAX_SEED)
+    rate = 0.0 if label_noise is None else check_real("label_noise", label_noise, 0.0, 1.0)
     k, pats, full, selected = _resolve(preset, n_classes, patterns, groups, overrides)
 
     for p in pats:
@@ -365,7 +366,7 @@ def pattern_dataset(
     y = np.empty(n, dtype=np.int64)
     y_clean = np.empty(n, dtype=np.int64)
     group = np.empty(n, dtype=np.int32)
-    flipped = np.empty(n, dtype=bool)
+    flipped = np.zeros(n, dtype=bool)  # Rust writes it as &mut [bool]: start from valid bools
     _fill(spec, x, y, y_clean, group, flipped)
 
     slices, off = {}, 0
@@ -378,27 +379,35 @@ def pattern_dataset(
     )
 
 
+def _native_spec(spec: dict) -> dict:
+    """The resolved ``spec`` (``PatternDataset.spec``) in the form the Rust binding reads
+    (``rust/lrdecay-py/src/data.rs``, ``SpecIn``): patterns without names, only the generated groups,
+    each with its id (index into the full group list) and its patterns as indices."""
+    pnames = [p["name"] for p in spec["patterns"]]
+    gnames = [g["name"] for g in spec["groups"]]
+    by_name = {g["name"]: g for g in spec["groups"]}
+    return {
+        "n_classes": spec["n_classes"],
+        "patterns": [
+            {k: p[k] for k in ("dim", "clusters_per_class", "radius", "spread", "center_seed")}
+            for p in spec["patterns"]
+        ],
+        "groups": [
+            {
+                "id": gnames.index(name),
+                "patterns": [pnames.index(q) for q in by_name[name]["patterns"]],
+                "weight": by_name[name]["weight"],
+            }
+            for name in spec["selected_groups"]
+        ],
+        "seed": spec["seed"],
+        "split": _SPLITS[spec["split"]],
+        "label_noise": spec["label_noise"],
+    }
+
+
 def _fill(spec: dict, x, y, y_clean, group, flipped) -> None:
     """Fill caller-allocated arrays with the dataset a resolved ``spec`` (``PatternDataset.spec``)
     describes, in Rust with the GIL released. Shared by :func:`pattern_dataset` and the benchmark that
     times generation into preallocated buffers."""
-    pats = spec["patterns"]
-    by_name = {g["name"]: g for g in spec["groups"]}
-    chosen = [by_name[name] for name in spec["selected_groups"]]
-    gnames = [g["name"] for g in spec["groups"]]
-    pnames = [p["name"] for p in pats]
-    _native.pattern_fill(
-        x, y, y_clean, group, flipped,
-        n_classes=spec["n_classes"],
-        dims=[p["dim"] for p in pats],
-        clusters_per_class=[p["clusters_per_class"] for p in pats],
-        radii=[p["radius"] for p in pats],
-        spreads=[p["spread"] for p in pats],
-        center_seeds=[p["center_seed"] for p in pats],
-        group_ids=[gnames.index(g["name"]) for g in chosen],
-        group_patterns=[[pnames.index(q) for q in g["patterns"]] for g in chosen],
-        group_weights=[g["weight"] for g in chosen],
-        seed=spec["seed"],
-        split=_SPLITS[spec["split"]],
-        label_noise=spec["label_noise"],
-    )
+    _native.pattern_fill(x, y, y_clean, group, flipped, spec=_native_spec(spec))

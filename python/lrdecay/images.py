@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrdecay.noise import _check_int, _check_real, corrupt_labels
+from lrdecay._validate import check_int
+from lrdecay.noise import corrupt_labels
 
 __all__ = [
     "ImageDataset",
@@ -155,8 +156,8 @@ class ImageDataset:
         """``n`` images, as equal a number from every class as the classes allow (largest remainder),
         chosen by a seeded hash order (the same images for a seed on every machine and numpy version),
         kept in their original order. Class balance follows the clean labels when there are any."""
-        n = _check_int("n", n, 1, len(self))
-        seed = _check_int("seed", seed, 0, 2**64 - 1)
+        n = check_int("n", n, 1, len(self))
+        seed = check_int("seed", seed, 0, 2**64 - 1)
         labels = self.y if self.y_clean is None else self.y_clean
         counts = np.bincount(labels, minlength=self.n_classes)
         order = np.argsort(_hash64(np.arange(len(self), dtype=np.uint64), seed), kind="stable")
@@ -182,7 +183,7 @@ class ImageDataset:
                     raise ValueError(f"classes: unknown class {c!r}; classes are {list(self.class_names)}")
                 ids.append(self.class_names.index(c))
             else:
-                ids.append(_check_int("classes[i]", c, 0, self.n_classes - 1))
+                ids.append(check_int("classes[i]", c, 0, self.n_classes - 1))
         if len(set(ids)) != len(ids) or len(ids) < 2:
             raise ValueError(f"classes must name at least 2 distinct classes, got {list(classes)}")
         remap = np.full(self.n_classes, -1, dtype=np.int64)
@@ -551,9 +552,9 @@ def _default_cache_dir() -> str:
 
 def _check_size(size) -> tuple[int, int]:
     if isinstance(size, (list, tuple)) and len(size) == 2:
-        h, w = (_check_int(f"size[{i}]", s, 1, 65536) for i, s in enumerate(size))
+        h, w = (check_int(f"size[{i}]", s, 1, 65536) for i, s in enumerate(size))
         return h, w
-    s = _check_int("size", size, 1, 65536) if not isinstance(size, (list, tuple)) else None
+    s = check_int("size", size, 1, 65536) if not isinstance(size, (list, tuple)) else None
     if s is None:
         raise ValueError(f"size must be an int or a pair (height, width), got {size!r}")
     return s, s
@@ -693,7 +694,7 @@ def image_folder(
     exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
     hw = _check_size(size)
     if workers is not None:
-        workers = _check_int("workers", workers, 1, 1024)
+        workers = check_int("workers", workers, 1, 1024)
     root = _check_root(root, "a class-per-subfolder image tree (root/<class>/<image>)")
     classes, files, labels = _scan_folder(root, exts)
     params = {"size": hw, "resize": resize, "channels": channels, "on_error": on_error}

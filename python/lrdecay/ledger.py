@@ -24,17 +24,23 @@ Definitions (epochs are the 0-based indices of recorded epochs):
 
 from __future__ import annotations
 
-import operator
+import hashlib
 import os
-import zipfile
-from typing import Any, Mapping, Sequence
+from typing import IO, Any, Mapping, Sequence
 
 import numpy as np
 
 from lrdecay._atomic import atomic_write
-from lrdecay._native import LEDGER_MAX_GROUPS, LedgerCore
+from lrdecay._native import LEDGER_COUNT_COLUMNS, LEDGER_LIMITS, LedgerCore
+from lrdecay._validate import check_int
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "LIMITS"]
+
+#: The limits of the Rust ledger (``lrdecay._native.LEDGER_LIMITS``): ``max_samples``, ``max_groups``,
+#: ``max_epochs``, ``max_label`` (largest prediction or clean label).
+LIMITS: dict[str, int] = dict(LEDGER_LIMITS)
+# Column index of each named per-epoch count in LedgerCore.epoch_counts(); per-group columns follow.
+_COL = {name: i for i, name in enumerate(LEDGER_COUNT_COLUMNS)}
 
 _FORMAT = "lrdecay.Ledger"
 _VERSION = 1
@@ -50,6 +56,19 @@ _REQUIRED = (
     "pred_clean",
 )
 _OPTIONAL = ("groups", "flipped", "last_pred", "clean_labels")
+# The .npz member holding the SHA-256 of every other member (names, dtypes, shapes and bytes).
+_CHECKSUM = "sha256"
+
+
+def _checksum(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """SHA-256 over every member but the checksum, in name order: name, dtype, shape, then the bytes.
+    A file that lost a member, or whose header or data changed, no longer matches."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != _CHECKSUM):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8).copy()
 
 
 def _as_1d(x: Any, name: str) -> np.ndarray:
@@ -89,7 +108,7 @@ class Ledger:
     """Per-sample record of correctness over training epochs (see the module docstring for definitions).
 
     Args:
-        n_samples: number of training samples (>= 1).
+        n_samples: number of training samples, in [1, 2**31 - 1] (``LIMITS["max_samples"]``).
         groups: optional integer group id per sample (e.g. a pattern dataset's ``group``), in
             ``[0, n_groups)``; ``n_groups`` is ``len(group_names)`` when names are given, else
             ``max(groups) + 1``; at most 65536 groups.
@@ -109,12 +128,7 @@ class Ledger:
         group_names: Sequence[str] | None = None,
         flipped: Any = None,
     ) -> None:
-        try:
-            n = operator.index(n_samples)
-        except TypeError:
-            raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}") from None
-        if n < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n}")
+        n = check_int("n_samples", n_samples, 1, LIMITS["max_samples"])
         n_groups = 0
         g = None
         if groups is not None:
@@ -126,8 +140,8 @@ class Ledger:
             else:
                 n_groups = int(g.max()) + 1 if g.size else 1
                 n_groups = max(n_groups, 1)
-            if n_groups > LEDGER_MAX_GROUPS:
-                raise ValueError(f"groups: at most {LEDGER_MAX_GROUPS} groups are supported, got {n_groups}")
+            if n_groups > LIMITS["max_groups"]:
+                raise ValueError(f"groups: at most {LIMITS['max_groups']} groups are supported, got {n_groups}")
         elif group_names is not None:
             raise ValueError("group_names given without groups")
         names = self._check_names(group_names, n_groups)
@@ -163,7 +177,8 @@ class Ledger:
 
         Args:
             correct: bool (or uint8 0/1) array of length ``n_samples``: sample i was classified as its
-                observed (possibly noisy) label.
+                observed (possibly noisy) label. A bool array is read as numpy reads it (any nonzero
+                byte is True, e.g. a uint8 buffer viewed as bool); a uint8 array must hold only 0 and 1.
             pred: optional predicted labels, any integer dtype, values in ``[0, 2**31 - 1]``; kept as
                 :attr:`last_pred` and used for the ``predicted_clean`` summary.
         """
@@ -271,8 +286,6 @@ class Ledger:
         rounded up to whole 64-sample words per epoch."""
         return self._core.history_nbytes
 
-    nbytes = history_nbytes
-
     def history(self) -> np.ndarray:
         """bool array (n_epochs × n_samples): presented and correct in that epoch."""
         return self._core.history(False)
@@ -295,9 +308,13 @@ class Ledger:
         group (needs pandas, which is not a dependency of lrdecay).
         """
         counts = self._core.epoch_counts()
-        e, g = counts.shape[0], self.n_groups
-        p, c, pf, cf, pcn, pcd = (counts[:, k] for k in range(6))
-        gp, gc = counts[:, 6 : 6 + g], counts[:, 6 + g : 6 + 2 * g]
+        e, g, k0 = counts.shape[0], self.n_groups, len(LEDGER_COUNT_COLUMNS)
+        p, c, pf, cf, pcn, pcd = (
+            counts[:, _COL[name]]
+            for name in ("presented", "correct", "presented_flipped", "correct_flipped",
+                         "flipped_pred_clean", "flipped_with_pred")
+        )
+        gp, gc = counts[:, k0 : k0 + g], counts[:, k0 + g : k0 + 2 * g]
         acc_f = _ratio(cf, pf)
         out = {
             "epoch": np.arange(e, dtype=np.int64),
@@ -348,7 +365,9 @@ class Ledger:
             "group_names": list(self._group_names),
             "hist_correct": hc,
             "hist_presented": hp,
-            "pred_clean": np.ascontiguousarray(counts[:, 4:6]),
+            "pred_clean": np.ascontiguousarray(
+                counts[:, [_COL["flipped_pred_clean"], _COL["flipped_with_pred"]]]
+            ),
         }
         optional = {
             "groups": core.group_ids(),
@@ -419,34 +438,51 @@ class Ledger:
         return core, tuple(names)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the ledger to ``path`` as an ``.npz`` file, atomically (temp file, then rename)."""
+        """Write the ledger to ``path`` as an ``.npz`` file, atomically (temp file, then rename), with a
+        SHA-256 of its content that :meth:`load` checks."""
         sd = self.state_dict()
         arrays = {k: np.asarray(v) for k, v in sd.items()}
         arrays["group_names"] = np.asarray(sd["group_names"], dtype=np.str_).reshape(-1)
+        arrays[_CHECKSUM] = _checksum(arrays)
         with atomic_write(path) as f:
             np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Ledger":
-        """Read a ledger written by :meth:`save`. ``ValueError`` if the file is not a ledger or is damaged."""
-        path = os.fspath(path)
-        readable = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+    def load(cls, path: str | os.PathLike | IO[bytes]) -> "Ledger":
+        """Read a ledger written by :meth:`save` (a path, or a binary file object): whole, or refused.
+        ``ValueError`` if the file is not a ledger, is damaged (its checksum does not match its content),
+        or lacks a checksum; ``FileNotFoundError`` if it does not exist."""
+        if hasattr(path, "read"):
+            source: Any = path
+            path = str(getattr(path, "name", "<file object>"))
+        else:
+            source = path = os.fspath(path)
         try:
-            z = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
+            z = np.load(source, allow_pickle=False)
+        except (FileNotFoundError, IsADirectoryError, PermissionError, MemoryError):
             raise
-        except readable as e:
-            raise ValueError(f"{path} is not a readable ledger file: {e}") from None
+        except Exception as e:  # a damaged archive raises anything zipfile or numpy happen to raise
+            raise ValueError(f"{path} is not a readable ledger file: {type(e).__name__}: {e}") from None
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError(f"{path} is not a ledger file (not an .npz archive)")
         try:
             with z:
                 # Reading every member now surfaces truncation and CRC errors here.
-                sd = {k: z[k] for k in z.files}
-        except readable as e:
-            raise ValueError(f"{path} is not a readable ledger file: {e}") from None
+                arrays = {k: z[k] for k in z.files}
+        except MemoryError:
+            raise
+        except Exception as e:
+            raise ValueError(f"{path} is not a readable ledger file: {type(e).__name__}: {e}") from None
+        stored = arrays.pop(_CHECKSUM, None)
+        if stored is None:
+            raise ValueError(
+                f"{path} has no checksum: it is damaged, not a ledger, or was written by an lrdecay "
+                f"version without one; a ledger file is loaded whole or not at all"
+            )
+        if not (stored.dtype == np.uint8 and stored.shape == (32,)) or not np.array_equal(stored, _checksum(arrays)):
+            raise ValueError(f"{path} is damaged: its checksum does not match its content")
         self = cls.__new__(cls)
-        self._core, self._group_names = cls._core_from_state(sd)
+        self._core, self._group_names = cls._core_from_state(arrays)
         return self
 
     def __repr__(self) -> str:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrdecay._validate import check_int
+
 __all__ = ["MLP", "CifarResNet", "ResNet18", "make_model", "MODEL_NAMES", "ACTIVATIONS"]
 
 ACTIVATIONS = {
@@ -31,11 +33,7 @@ MODEL_NAMES = ("mlp", "resnet20", "resnet56", "resnet18")
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
+    return check_int(name, value, minimum)
 
 
 def _activation(name: str) -> nn.Module:

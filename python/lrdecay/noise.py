@@ -19,43 +19,25 @@ redrawn, set by ``mode``:
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from lrdecay import _native
+from lrdecay._validate import check_bool, check_int, check_real, check_str
 
 __all__ = ["corrupt_labels", "MODES"]
 
 MODES = ("symmetric", "uniform", "pairflip", "matrix")
 
-_MAX_CLASSES = 2**62
-_MAX_SEED = 2**64 - 1
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    """``value`` as a Python int in ``[lo, hi]``; TypeError for non-integers (bools included)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], got {type(value).__name__} {value!r}")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {v}")
-    return v
-
-
-def _check_real(name: str, value, lo: float, hi: float) -> float:
-    """``value`` as a float in ``[lo, hi]`` (NaN rejected); TypeError for non-numbers and bools."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [{lo}, {hi}], got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {v}")
-    return v
+_MAX_CLASSES = _native.NOISE_LIMITS["max_classes"]
+_MAX_SEED = _native.NOISE_LIMITS["max_seed"]
 
 
 def _check_labels(y, n_classes: int) -> np.ndarray:
     """``y`` as a fresh or read-only-used C-contiguous int64 array, after dtype, shape and range checks."""
     arr = np.asarray(y)
+    if arr.size == 0 and not isinstance(y, np.ndarray):
+        # An empty list has no dtype of its own (numpy would call it float64): no labels, no noise.
+        arr = np.zeros(arr.shape, dtype=np.int64)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"y must be an array of integers (any int/uint dtype, not bool), got dtype {arr.dtype}")
     if arr.ndim != 1:
@@ -111,15 +93,11 @@ def corrupt_labels(
     TypeError, ValueError
         On a bad argument, naming it and the accepted range, before any work.
     """
-    n_classes = _check_int("n_classes", n_classes, 2, _MAX_CLASSES)
-    rate = _check_real("rate", rate, 0.0, 1.0)
-    if not isinstance(mode, str):
-        raise TypeError(f"mode must be a str, one of {MODES}, got {type(mode).__name__}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if not isinstance(exact, (bool, np.bool_)):
-        raise TypeError(f"exact must be a bool, got {type(exact).__name__}")
-    seed = _check_int("seed", seed, 0, _MAX_SEED)
+    n_classes = check_int("n_classes", n_classes, 2, _MAX_CLASSES)
+    rate = check_real("rate", rate, 0.0, 1.0)
+    mode = check_str("mode", mode, MODES)
+    exact = check_bool("exact", exact)
+    seed = check_int("seed", seed, 0, _MAX_SEED)
     mat = None
     if mode == "matrix":
         if matrix is None:
@@ -134,7 +112,7 @@ def corrupt_labels(
         raise ValueError(f"matrix is only accepted with mode='matrix', got mode={mode!r}")
     y64 = _check_labels(y, n_classes)
     out = np.empty(y64.shape[0], dtype=np.int64)
-    flipped = np.empty(y64.shape[0], dtype=bool)
+    flipped = np.zeros(y64.shape[0], dtype=bool)  # Rust writes it as &mut [bool]: start from valid bools
     _native.corrupt_labels_into(
         y64, out, flipped, n_classes=n_classes, rate=rate, mode=mode, exact=bool(exact), matrix=mat, seed=seed
     )

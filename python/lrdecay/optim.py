@@ -28,6 +28,11 @@ Differences from torch.optim.SGD, by design:
 - triton backend: create the optimizer after moving the model (``model.to(...)`` replaces ``p.data``);
   a replaced parameter storage is detected and raises.
 - Sparse gradients and tensor learning rates are not supported.
+- Precision: float32 and float64 parameters get torch.optim.SGD's bits on every backend (float64 is
+  computed in float64). On the triton backend float16 and bfloat16 parameters are computed in float32 and
+  rounded once on store, where torch rounds after every operation, so they differ from torch in the last
+  bits. bfloat16 on the triton backend has not been checked on a GPU yet: Triton's CPU interpreter, which
+  CI runs, truncates float32 to bfloat16 instead of rounding, so it cannot judge it.
 - After replaying a captured step ``n`` times, call :meth:`FusedSGD.sync_step_count` (one host sync) to
   refresh ``step_count`` and ``group['lr']``; ``state_dict()`` does this itself.
 """
@@ -35,18 +40,21 @@ Differences from torch.optim.SGD, by design:
 from __future__ import annotations
 
 import importlib.util
-import math
-from numbers import Real
+import warnings
 from typing import Any, Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
 
+from lrdecay._validate import check_real
 from lrdecay.schedules import Schedule
 
 __all__ = ["FusedSGD", "SparseGradientError"]
 
 _BACKENDS = ("auto", "torch", "triton")
+# The dtypes both backends step (the kernel's lrdecay.kernels.sgd_step.DTYPES; kept here so that
+# importing the optimizer does not import triton).
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _HYPER = ("lr", "momentum", "dampening", "weight_decay")
 
 
@@ -54,22 +62,26 @@ class SparseGradientError(TypeError, RuntimeError):
     """A sparse gradient reached FusedSGD (a TypeError, and a RuntimeError like torch's fused SGD raises)."""
 
 
+def _eager_under_compile(fn):
+    """Run ``fn`` eagerly when called from a ``torch.compile``-d function (``torch.compiler.disable``)."""
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    return fn if disable is None else disable(fn)
+
+
 def _triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
 def _validate_hyper(values: dict[str, Any]) -> None:
-    """torch.optim.SGD's checks and messages, plus type checks; raises before anything is changed."""
+    """torch.optim.SGD's checks and messages, plus type and finiteness checks; raises before anything
+    is changed."""
     for name in _HYPER:
         if name not in values:
             continue
         v = values[name]
         if isinstance(v, torch.Tensor):
             raise TypeError(f"{name} must be a Python float, not a tensor (for a device-side LR use schedule=)")
-        if isinstance(v, bool) or not isinstance(v, Real):
-            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-        if math.isnan(v):
-            raise ValueError(f"{name} must not be NaN")
+        check_real(name, v)
     if values.get("lr", 0.0) < 0.0:
         raise ValueError(f"Invalid learning rate: {values['lr']}")
     if values.get("momentum", 0.0) < 0.0:
@@ -164,6 +176,20 @@ class FusedSGD(Optimizer):
             )
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        # torch.optim.Optimizer's own checks, before the list() below would hide them.
+        if isinstance(params, torch.Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
+                + torch.typename(params)
+            )
+        if isinstance(params, set):
+            warnings.warn(
+                "optimizer parameters need to be organized in ordered collections, but the ordering of tensors "
+                "in sets will change between runs. Please use a list instead. This will be an error in a future "
+                "release.",
+                FutureWarning,
+                stacklevel=2,
+            )
         params = list(params)
         self._requested_backend = backend
         self.schedule = schedule
@@ -214,8 +240,10 @@ class FusedSGD(Optimizer):
         for t in tensors:
             if isinstance(t, torch.Tensor) and t.is_sparse:
                 raise SparseGradientError("FusedSGD does not support sparse parameters")
-            if isinstance(t, torch.Tensor) and not t.is_floating_point():
-                raise TypeError(f"FusedSGD optimizes floating-point parameters only, got dtype {t.dtype}")
+            if isinstance(t, torch.Tensor) and t.dtype not in _DTYPES:
+                raise TypeError(
+                    f"FusedSGD optimizes float32, float64, float16 and bfloat16 parameters, got dtype {t.dtype}"
+                )
         if self.backend == "triton":
             devs = {t.device for t in tensors if isinstance(t, torch.Tensor)}
             from lrdecay.kernels import interpreting
@@ -279,6 +307,7 @@ class FusedSGD(Optimizer):
 
     # ----------------------------------------------------------------- public API
 
+    @_eager_under_compile
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradients. On the triton backend, always in place (``set_to_none`` is ignored: the
         gradients are views of one flat buffer that autograd accumulates into), so parameters keep a
@@ -294,9 +323,16 @@ class FusedSGD(Optimizer):
                         if p.grad is not gv:
                             p.grad = gv
 
+    # torch.compile: the step runs eagerly (a graph break around it). Traced, the host-side step count
+    # (the schedule position) was not advanced, so the LR never changed; the Triton launch and the
+    # Rust CPU step are opaque to tracing anyway. The rest of a compiled training step stays compiled.
+    @_eager_under_compile
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None):
-        """One SGD step for every parameter that has a gradient (``.grad is None``: skipped, untouched)."""
+        """One SGD step for every parameter that has a gradient (``.grad is None``: skipped, untouched).
+
+        Inside a ``torch.compile``-d function the step itself runs eagerly (a graph break), so a compiled
+        training step gives the eager numbers."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -27,8 +27,11 @@ from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Sequence
+
+from lrdecay._validate import check_int as _check_int
+from lrdecay._validate import check_real
 
 __all__ = [
     "Schedule",
@@ -57,24 +60,8 @@ PERIODIC = 3
 _MAX_T_MAX = 1 << 24
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
-
-
 def _check_float(name: str, value, *, low: float = 0.0, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    bad = not math.isfinite(value) or value < low or (low_open and value == low)
-    if bad:
-        rng = f"> {low}" if low_open else f">= {low}"
-        raise ValueError(f"{name} must be a finite number {rng}, got {value}")
-    return value
+    return check_real(name, value, low, lo_open=low_open)
 
 
 def _check_base(base_lr) -> float | None:

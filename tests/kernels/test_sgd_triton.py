@@ -134,3 +134,49 @@ def test_fp16_params_fp32_math():
             ref.state[p]["momentum_buffer"].copy_(ref.state[p]["momentum_buffer"].half().float())
     for p, q in zip(ps16, ps32):
         assert P.rel_err(p.detach().float(), q.detach()) <= 1e-3
+
+
+def test_float64_params_step_exactly_like_torch():
+    # Issue 10.1: the kernel computed float64 parameters in float32 (0.9990000128746033 for 1 - 1e-3).
+    p = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    p.grad = torch.ones(1, dtype=torch.float64)
+    FusedSGD([p], lr=1e-3, backend=BACKEND).step()
+    assert p.item() == 0.999
+    P.check_float64_exact(BACKEND, steps=6, seed=23)
+
+
+def test_float64_with_device_schedule_exactly_like_torch():
+    LR = torch.optim.lr_scheduler
+    P.check_float64_exact(
+        BACKEND, steps=7, seed=29, schedule=S.MultiStep([2, 5], 0.3123456789),
+        torch_factory=lambda o: LR.MultiStepLR(o, [2, 5], 0.3123456789),
+    )
+
+
+def test_compiled_step_advances_the_device_schedule():
+    # Issue 10.2 on the triton backend: a torch.compile-d step gives the eager numbers.
+    import warnings
+
+    torch._dynamo.reset()
+    results = []
+    for compiled in (False, True):
+        p = torch.nn.Parameter(torch.ones(5))
+        opt = FusedSGD([p], lr=1.0, schedule=S.MultiStep([2], 0.1), backend=BACKEND)
+
+        def step_fn():
+            p.grad = torch.ones(5)
+            opt.step()
+
+        fn = torch.compile(step_fn, backend="eager") if compiled else step_fn
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(4):
+                fn()
+        results.append((opt.step_count, opt.sync_step_count(), opt.param_groups[0]["lr"], p.detach().clone()))
+    (c0, d0, lr0, p0), (c1, d1, lr1, p1) = results
+    assert c0 == d0 == c1 == d1 == 4 and lr0 == lr1 == pytest.approx(0.1)
+    assert torch.equal(p0, p1)
+
+
+def test_parameters_with_no_elements():
+    P.check_empty_params(BACKEND, steps=2)

@@ -6,8 +6,8 @@ batches are affordable): (a) SGD with step decay at the C1 milestones; (b) full-
 decays when its training accuracy first reaches the accuracy SGD had when SGD decayed
 (:class:`lrdecay.schedules.AccuracyMilestones`). Both are judged by the same sharpness measure at their
 first decay: the change in training accuracy over a window right after the decay divided by the change
-over the same window before it. The window is one SGD epoch; for GD, the same number of optimizer steps
-(``ceil(gd_n_train / batch_size)``), so both windows hold the same number of updates at the same LRs.
+over the same window before it. The window is a tenth of the run's own first stage: one epoch for SGD
+(first stage: 10 epochs), and for GD a tenth of the steps before its first decay (at least one step).
 
 A seed is *valid* only if both runs decayed below 0.95 training accuracy (a run that has fitted its
 training set has nothing left to gain at the decay) and each run's curve moves by at least the floor
@@ -20,7 +20,6 @@ GD stochastic again, and SGD must see the same images to be compared with it.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 from lrdecay.experiments import base
@@ -47,8 +46,10 @@ OPTIONS = {
 }
 _GD = {
     "tiny": {"gd_n_train": 256, "gd_steps": 60},
-    "quick": {"gd_n_train": 5_000, "gd_steps": 1_000},
-    "full": {"gd_n_train": 10_000, "gd_steps": 3_000},
+    # gd_steps by the pre-registered feasibility rule on pilot seed 1000 (docs/regime/PREREGISTRATION.md):
+    # GD reached SGD's first-decay accuracy (0.704) after 19 steps, within half of the smallest budget
+    "quick": {"gd_n_train": 5_000, "gd_steps": 500},
+    "full": {"gd_n_train": 10_000, "gd_steps": 1_000},
 }
 PRESETS = {p: {**base.BASE_PRESETS[p], **_GD[p]} for p in base.BASE_PRESETS}
 
@@ -87,9 +88,10 @@ def judge(numbers: Mapping[str, Sequence[Any]]) -> Verdict:
                                   "gd_sharp": against})
 
 
-def window_steps(settings: Mapping[str, Any]) -> int:
-    """GD's window: the optimizer steps of one SGD epoch on the same data."""
-    return math.ceil(settings["gd_n_train"] / settings["batch_size"])
+def window_steps(first_decay: int) -> int:
+    """GD's window: a tenth of its first stage (``first_decay`` steps), at least one step — as SGD's one
+    epoch is a tenth of its first stage."""
+    return max(1, round(first_decay / 10))
 
 
 def setup(settings: Mapping[str, Any]) -> str:
@@ -101,7 +103,7 @@ def setup(settings: Mapping[str, Any]) -> str:
             f"with augmentation {base.augment_text(s)}. SGD: batch {s['batch_size']}, {s['epochs']} epochs, LR "
             f"{s['lr']} × {s['gamma']} at epochs {s['milestones']}. GD: full batch, at most {s['gd_steps']} steps, "
             f"the same LRs, each decay when GD's training accuracy first reaches SGD's at the matching decay. "
-            f"Sharpness window: 1 epoch (SGD), {window_steps(s)} steps (GD)."
+            f"Sharpness window: 1 epoch (SGD); a tenth of its steps before the decay (GD)."
         )
     return (
         f"Data: preset `{s['preset']}` (the C1 construction), {s['gd_n_train']:,} training samples, "
@@ -109,8 +111,8 @@ def setup(settings: Mapping[str, Any]) -> str:
         + f". Model: MLP {s['depth']}×{s['width']} with BatchNorm; momentum {s['momentum']}, weight decay "
         f"{s['weight_decay']}. SGD: batch {s['batch_size']}, {s['epochs']} epochs, LR {s['lr']} × {s['gamma']} "
         f"at epochs {s['milestones']}. GD: full batch, at most {s['gd_steps']} steps, the same LRs, each decay "
-        f"when GD's training accuracy first reaches SGD's at the matching decay. Sharpness window: 1 epoch "
-        f"(SGD), {window_steps(s)} steps (GD). Seeds {s['seeds']}."
+        f"when GD's training accuracy first reaches SGD's at the matching decay. Sharpness window: a tenth of "
+        f"the first stage (SGD: 1 epoch; GD: a tenth of its steps before the decay). Seeds {s['seeds']}."
     )
 
 
@@ -171,7 +173,9 @@ def measure(settings: Mapping[str, Any], seed: int, runs: Mapping) -> dict:
     d_sgd = [m for m in settings["milestones"] if m < settings["epochs"]]
     d_gd = decays_in(gd_h)
     ok = True
-    for kind, acc, decays, w in (("sgd", sgd_acc, d_sgd, 1), ("gd", gd_acc, d_gd, window_steps(settings))):
+    w_gd = window_steps(d_gd[0]) if d_gd else 1
+    out["window_gd"] = w_gd
+    for kind, acc, decays, w in (("sgd", sgd_acc, d_sgd, 1), ("gd", gd_acc, d_gd, w_gd)):
         if decays:
             sh = sharpness(acc, decays[0], window=w, floor=FLOOR)
             at = acc[decays[0] - 1]

@@ -283,10 +283,14 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
             train_ds, tests = data[key] if key in data else Trainer._build_datasets(cfg)
             kw = dict(dataset=train_ds, test_sets=tests, out_dir=run_dir, callbacks=callbacks)
             try:
-                t = Trainer(cfg, resume=ckpt if os.path.exists(ckpt) else None, **kw)
+                resume = ckpt if os.path.exists(ckpt) else None
+                if resume is None:
+                    store.clear_result(run.id)
+                t = Trainer(cfg, resume=resume, overwrite=resume is None, **kw)
             except CheckpointError:
                 os.replace(ckpt, ckpt + ".unreadable")
-                t = Trainer(cfg, **kw)
+                store.clear_result(run.id)
+                t = Trainer(cfg, overwrite=True, **kw)
             data.setdefault(key, (t.data, dict(t.test_data)))
         except Exception:
             results[run.id] = _failed(run, [], traceback.format_exc(), t0)
@@ -306,7 +310,8 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
                 results[runs[i].id] = {"id": runs[i].id, "status": INTERRUPTED, "pid": os.getpid()}
             continue
         if len(members) == 1:
-            # alone at its position: the plain trainer
+            # alone at its position: the plain trainer (which claims the run folder for itself)
+            members[0].close()
             run = runs[idx[0]]
             results[run.id] = execute_solo(run, task, store, on_epoch=on_epoch, stop=stop)
             continue
@@ -319,6 +324,9 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
                 results[runs[i].id] = _failed(runs[i], list(trainers[i].history), tb, t0)
                 store.write_result(runs[i].id, results[runs[i].id])
             continue
+        finally:
+            for t in members:  # give each run folder up (the log closed, the one-writer lock released)
+                t.close()
         for i in idx:
             t, run = trainers[i], runs[i]
             if not finished:

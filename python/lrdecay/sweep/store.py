@@ -199,6 +199,13 @@ class SweepStore:
         except (OSError, ValueError):
             return None
 
+    def clear_result(self, run_id: str) -> None:
+        """Forget a run's previous outcome (a failed attempt's ``result.json``) before it starts afresh."""
+        try:
+            os.unlink(self.result_path(run_id))
+        except FileNotFoundError:
+            pass
+
     def write_result(self, run_id: str, result: Mapping[str, Any]) -> None:
         """Write the run's ``result.json`` atomically."""
         write_json(self.result_path(run_id), {**result, "written": _now()})

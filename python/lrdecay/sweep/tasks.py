@@ -183,13 +183,18 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
     callbacks = run_callbacks(run, task, on_epoch)
     trainer = None
     try:
+        # The sweep owns its run folders: without a checkpoint, whatever a run that died early left there
+        # is replaced (the trainer's one-writer lock still keeps two processes off one folder).
+        if resume is None:
+            store.clear_result(run.id)
         try:
-            trainer = Trainer(cfg, out_dir=run_dir, resume=resume, callbacks=callbacks)
+            trainer = Trainer(cfg, out_dir=run_dir, resume=resume, overwrite=resume is None, callbacks=callbacks)
         except CheckpointError:
             # A checkpoint that cannot be read (e.g. a disk fault): set it aside and start over.
             os.replace(ckpt, ckpt + ".unreadable")
             resume = None
-            trainer = Trainer(cfg, out_dir=run_dir, callbacks=callbacks)
+            store.clear_result(run.id)
+            trainer = Trainer(cfg, out_dir=run_dir, overwrite=True, callbacks=callbacks)
         resumed_from = trainer.epoch
         with _StopWatcher(stop, trainer.request_stop):
             try:

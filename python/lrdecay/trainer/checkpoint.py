@@ -22,7 +22,7 @@ import torch
 
 from lrdecay._atomic import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "CheckpointError", "CHECKPOINT"]
 
 MAGIC = b"LRDCKPT1"
 _NP_TAG = "__ndarray__"
@@ -100,11 +100,35 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> str:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read and verify a checkpoint; raises :class:`CheckpointError` (a ValueError) if it is not valid."""
+#: The file name of a run's checkpoint in its output folder.
+CHECKPOINT = "checkpoint.pt"
+
+
+def checkpoint_path(path: str | os.PathLike) -> str:
+    """The checkpoint file to resume from: ``path`` itself, or ``path/checkpoint.pt`` for a run folder.
+    ValueError, saying what is there instead, when there is none."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        ckpt = os.path.join(path, CHECKPOINT)
+        if os.path.isfile(ckpt):
+            return ckpt
+        others = sorted(n for n in os.listdir(path) if n.endswith(".pt"))
+        hint = f"; other checkpoints there: {', '.join(others)}" if others else ""
+        raise ValueError(
+            f"resume: the run folder {path!r} holds no {CHECKPOINT} (a run writes it when it ends, every "
+            f"checkpoint_every epochs, and when stopped with Ctrl-C){hint}"
+        )
+    if not os.path.exists(path):
+        raise ValueError(f"resume: {path!r} does not exist (give a run folder or a checkpoint file)")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read and verify a checkpoint (a file, or a run folder's ``checkpoint.pt``); raises
+    :class:`CheckpointError` (a ValueError) if it is not valid."""
+    path = checkpoint_path(path)
     if not os.path.isfile(path):
-        raise ValueError(f"resume: checkpoint {path!r} does not exist")
+        raise ValueError(f"resume: {path!r} is not a file")
     with open(path, "rb") as f:
         blob = f.read()
     return _parse(blob, path)

@@ -9,6 +9,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from lrdecay._validate import check_bool as _bool
+from lrdecay._validate import check_int as _int
+from lrdecay._validate import check_real as _float
+from lrdecay._validate import check_str as _str
+
 __all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS"]
 
 from lrdecay.trainer.schedule import FIXED, HOST, RunSchedule
@@ -154,7 +159,15 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ValueError/TypeError naming the first bad field and its accepted range."""
+        """Raise ValueError/TypeError naming the first bad field and its accepted range (numpy scalars
+        are first turned into Python ones, so the config stays JSON)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+                setattr(self, f.name, value.item())
+        if isinstance(self.milestones, list):
+            self.milestones = [m.item() if hasattr(m, "item") and getattr(m, "ndim", None) == 0 else m
+                               for m in self.milestones]
         _int("n_train", self.n_train, 1)
         _int("n_test", self.n_test, 0)
         _str("preset", self.preset)
@@ -260,8 +273,7 @@ class TrainConfig:
                                  "or folder), got data=None")
             if not isinstance(self.classes, list):
                 raise TypeError(f"classes must be a list of class indices, got {type(self.classes).__name__}")
-            for i, c in enumerate(self.classes):
-                _int(f"classes[{i}]", c, 0)
+            self.classes = [_int(f"classes[{i}]", c, 0) for i, c in enumerate(self.classes)]  # Python ints: JSON
             if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
                 raise ValueError(f"classes must list at least 2 distinct class indices, got {self.classes}")
         if self.train_subset is not None:
@@ -305,10 +317,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """JSON text of the config; also written to ``path`` when given."""
+        """JSON text of the config; also written to ``path`` when given (atomically)."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
+            from lrdecay._atomic import atomic_write
+
+            with atomic_write(path, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
         return text
 
@@ -353,27 +367,3 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that determine a run's numbers (used to match a checkpoint to a config)."""
         return {k: v for k, v in self.to_dict().items() if k not in _OBSERVATION_FIELDS}
-
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-
-
-def _float(name: str, value: Any, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
-    if not (lo <= value <= hi) or math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number in [{lo}, {hi}], got {value}")
-
-
-def _bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-
-
-def _str(name: str, value: Any) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {value!r}")

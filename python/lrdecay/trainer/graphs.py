@@ -50,8 +50,3 @@ class GraphedStep:
             self.graph = graph
             graph.replay()  # capture recorded the step without running it
         self.calls += 1
-
-    def reset(self) -> None:
-        """Drop the captured graph (e.g. after tensors it reads were reallocated)."""
-        self.graph = None
-        self.calls = 0

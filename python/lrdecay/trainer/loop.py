@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from lrdecay._outdir import OutputDir
 from lrdecay.trainer import evaluation, state
-from lrdecay.trainer.checkpoint import load_checkpoint, save_checkpoint
+from lrdecay.trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from lrdecay.trainer.config import TrainConfig
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
@@ -38,6 +39,10 @@ from lrdecay.trainer.steps import TrainStep, amp_autocast, epoch_permutation, su
 
 __all__ = ["Trainer", "train", "RunResult", "subseed", "decays_in"]
 
+#: What a run writes into its out_dir (glob patterns): a folder from before output folders were marked
+#: may be overwritten if it holds only these.
+RUN_OUTPUTS = ("config.json", "log.jsonl", "log.csv", "*.pt", "*.pt.unreadable", "ledger.npz", "*.png", ".*.tmp",
+               "snapshots")
 EpochCallback = Callable[["Trainer", dict], None]
 
 
@@ -104,8 +109,13 @@ class Trainer:
         model: an ``nn.Module`` mapping a batch of ``x`` to ``n_classes`` logits; None: built from the
             config (``make_model``) with the run's init seed.
         out_dir: folder for ``log.jsonl``, ``log.csv``, PNGs and ``checkpoint.pt``; None writes nothing.
-        resume: a checkpoint path; the run continues exactly where it stopped (must match this config,
-            data and model, else ValueError before anything runs).
+            One writer per folder, and a folder that already holds something needs ``resume`` or
+            ``overwrite`` (:mod:`lrdecay._outdir`); it is held from construction until :meth:`fit`
+            returns or :meth:`close` is called.
+        resume: a checkpoint file, or a run folder holding ``checkpoint.pt``; the run continues exactly
+            where it stopped (must match this config, data and model, else ValueError before anything
+            runs), writing into ``out_dir``.
+        overwrite: delete what ``out_dir`` holds first (only an lrdecay output folder).
         callbacks: functions ``f(trainer, record)`` called at each epoch end, after the record is complete
             and before it is logged (they may add keys, save checkpoints, extract features).
     """
@@ -121,6 +131,7 @@ class Trainer:
         model: nn.Module | None = None,
         out_dir: str | os.PathLike | None = None,
         resume: str | os.PathLike | None = None,
+        overwrite: bool = False,
         callbacks: Iterable[EpochCallback] = (),
     ) -> None:
         if not isinstance(config, TrainConfig):
@@ -133,6 +144,12 @@ class Trainer:
             raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
         if test_sets is not None and not isinstance(test_sets, Mapping):
             raise TypeError(f"test_sets must be a dict {{name: dataset}} or None, got {type(test_sets).__name__}")
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+        if resume is not None and overwrite:
+            raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
+        if resume is not None:
+            resume = checkpoint_path(resume)
         ckpt = load_checkpoint(resume) if resume is not None else None  # corrupt → error before any work
 
         # ---- data, once on the device
@@ -206,10 +223,14 @@ class Trainer:
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.files: dict[str, str] = {}
         self._log: JsonlWriter | None = None
+        self._out: OutputDir | None = None
         if ckpt is not None:
             self._load_state(ckpt, os.fspath(resume))
         if self.out_dir is not None:
-            os.makedirs(self.out_dir, exist_ok=True)
+            # Last, after every check: a bad argument never leaves a folder behind.
+            self._out = OutputDir(
+                self.out_dir, kind="train", resume=ckpt is not None, overwrite=overwrite, outputs=RUN_OUTPUTS
+            )
             self.files["config"] = os.path.join(self.out_dir, "config.json")
             cfg.to_json(self.files["config"])
             self.files["log"] = os.path.join(self.out_dir, "log.jsonl")
@@ -513,7 +534,10 @@ class Trainer:
                 bar.close()
         interrupted = self._stop
         self._stop = False
-        self._finish()
+        try:
+            self._finish()
+        finally:
+            self.close()
         if interrupted:
             raise KeyboardInterrupt(
                 f"training stopped at epoch {self.epoch} step {self.batch}"
@@ -529,6 +553,14 @@ class Trainer:
             wall_time=time.perf_counter() - t0,
             snapshots=dict(self.snapshots),
         )
+
+    def close(self) -> None:
+        """Close the log and give the output folder up to other writers (:meth:`fit` does this when it
+        returns; call it when driving the run with :meth:`run_epoch` yourself)."""
+        if self._log is not None:
+            self._log.close()
+        if self._out is not None:
+            self._out.release()
 
     def _finish(self) -> None:
         if self.out_dir is None:
@@ -557,6 +589,7 @@ def train(
     model: nn.Module | None = None,
     out_dir: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
     callbacks: Iterable[EpochCallback] = (),
 ) -> RunResult:
     """Train a model as ``config`` says and return a :class:`RunResult`. Arguments as for :class:`Trainer`.
@@ -571,5 +604,6 @@ def train(
         model=model,
         out_dir=out_dir,
         resume=resume,
+        overwrite=overwrite,
         callbacks=callbacks,
     ).fit()

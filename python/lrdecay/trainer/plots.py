@@ -45,7 +45,7 @@ def plot_history(records: list[dict], out_dir: str, *, decay_epochs=(), title: s
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, "loss.png"))
-    fig.savefig(paths[-1], dpi=100)
+    _save(fig, paths[-1])
 
     fig, ax = subplots()
     ax.plot(epochs, [r["train_acc"] for r in records], color="k", label="train (observed labels)")
@@ -73,8 +73,16 @@ def plot_history(records: list[dict], out_dir: str, *, decay_epochs=(), title: s
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, "accuracy.png"))
-    fig.savefig(paths[-1], dpi=100)
+    _save(fig, paths[-1])
     return paths
+
+
+def _save(fig, path: str) -> None:
+    """Write the figure as a PNG atomically (a killed run never leaves half a PNG)."""
+    from lrdecay._atomic import atomic_write
+
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
 
 
 def _test_names(records):

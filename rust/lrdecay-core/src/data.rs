@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::noise::{corrupt_unchecked, NoiseMode};
 use crate::rng::{domain, fill_gauss, fill_row_gauss, purpose, row_scalar_rng, StreamFamily, ZIGGURAT};
-use crate::{CoreError, Result};
+use crate::{try_collect, try_vec, CoreError, Result};
 
 /// Upper limits that keep a request sane (and every product below inside `usize`).
 pub const MAX_N: usize = (1 << 31) - 1;
@@ -189,13 +189,14 @@ pub fn group_counts(weights: &[f64], n: usize) -> Vec<usize> {
 }
 
 /// The K · m centres of one pattern, row-major (class k, cluster j) → row `k * m + j`, each on the
-/// sphere of radius `radius`. Stream `(center_seed, centres, pattern_index)`.
-pub fn centres(p: &Pattern, pattern_index: usize, n_classes: usize) -> Vec<f32> {
+/// sphere of radius `radius`. Stream `(center_seed, centres, pattern_index)`. [`CoreError::Memory`]
+/// when they do not fit in memory.
+pub fn centres(p: &Pattern, pattern_index: usize, n_classes: usize) -> Result<Vec<f32>> {
     let t = &*ZIGGURAT;
     let fam = StreamFamily::new(p.center_seed, domain(0xff, purpose::CENTRES));
     let mut rng = fam.rng(pattern_index as u64);
     let rows = n_classes * p.clusters_per_class;
-    let mut out = vec![0f32; rows * p.dim];
+    let mut out = try_vec(rows * p.dim, 0f32, "the pattern centres")?;
     for row in out.chunks_exact_mut(p.dim) {
         loop {
             fill_gauss(row, 1.0, &mut rng, t);
@@ -209,7 +210,7 @@ pub fn centres(p: &Pattern, pattern_index: usize, n_classes: usize) -> Vec<f32> 
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Rows per rayon task (128 KiB of output at D = 128).
@@ -250,14 +251,14 @@ pub fn generate(spec: &DatasetSpec, out: DatasetOut<'_>) -> Result<()> {
         out.group.swap(i, j);
     }
 
-    let all_centres: Vec<Vec<f32>> = spec
-        .patterns
-        .iter()
-        .enumerate()
-        .map(|(i, p)| centres(p, i, k))
-        .collect();
+    let all_centres: Vec<Vec<f32>> = try_collect(
+        spec.patterns.iter().enumerate().map(|(i, p)| centres(p, i, k)),
+        "the pattern centres",
+    )?
+    .into_iter()
+    .collect::<Result<_>>()?;
     let np = spec.patterns.len();
-    let mut carries = vec![false; spec.groups.len() * np];
+    let mut carries = try_vec(spec.groups.len() * np, false, "the group table")?;
     for (g, grp) in spec.groups.iter().enumerate() {
         for &p in &grp.patterns {
             carries[g * np + p] = true;
@@ -324,7 +325,7 @@ pub fn generate(spec: &DatasetSpec, out: DatasetOut<'_>) -> Result<()> {
             seed,
             out.y,
             out.flipped,
-        );
+        )?;
     } else {
         out.y.copy_from_slice(out.y_clean);
         out.flipped.fill(false);
@@ -400,13 +401,13 @@ mod tests {
     #[test]
     fn centres_lie_on_the_sphere() {
         let p = Pattern { dim: 9, clusters_per_class: 4, radius: 2.5, spread: 0.1, center_seed: 3 };
-        let c = centres(&p, 1, 10);
+        let c = centres(&p, 1, 10).unwrap();
         assert_eq!(c.len(), 10 * 4 * 9);
         for row in c.chunks_exact(9) {
             let norm = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
             assert!((norm - 2.5).abs() < 1e-5, "{norm}");
         }
-        assert_ne!(c, centres(&p, 0, 10));
+        assert_ne!(c, centres(&p, 0, 10).unwrap());
     }
 
     #[test]
@@ -434,7 +435,7 @@ mod tests {
         assert_ne!(a.x, b.x);
         assert!(b.flipped.iter().all(|&f| !f));
         // The easy block of an easy-group sample is its class centre plus unit noise.
-        let c = centres(&spec(5, 0, 0.0).patterns[0], 0, 10);
+        let c = centres(&spec(5, 0, 0.0).patterns[0], 0, 10).unwrap();
         for o in [&a, &b] {
             let mut err = 0f64;
             let mut cnt = 0;

@@ -23,7 +23,7 @@
 //!   of the final unbroken run of correct presentations (it has been correct at every presentation from
 //!   then through its latest); `-1` if it was wrong at its latest presentation or never presented.
 
-use crate::error::{CoreError, Result};
+use crate::error::{try_collect, try_reserve, try_vec, CoreError, Result};
 use rayon::prelude::*;
 
 /// Words per parallel block (64 words = 4096 samples).
@@ -36,14 +36,64 @@ const MAX_MASK_GROUPS: usize = 64;
 pub const MAX_GROUPS: usize = 1 << 16;
 /// Fixed columns of an epoch's counts row, before the per-group columns.
 pub const COUNT_COLS: usize = 6;
+/// Names of those columns ([`Ledger::epoch_counts`]); then `n_groups` columns of per-group presented
+/// and `n_groups` of per-group correct.
+pub const COUNT_COLUMNS: [&str; COUNT_COLS] = [
+    "presented",
+    "correct",
+    "presented_flipped",
+    "correct_flipped",
+    "flipped_pred_clean",
+    "flipped_with_pred",
+];
+/// Most samples a ledger holds (per-sample statistics are `i32`).
+pub const MAX_SAMPLES: usize = i32::MAX as usize;
+/// Most epochs a ledger records.
+pub const MAX_EPOCHS: usize = i32::MAX as usize - 1;
+/// Largest label (prediction or clean label) a ledger stores (as `i32`).
+pub const MAX_LABEL: i64 = i32::MAX as i64;
 
-/// A correctness element: `bool`, or `u8` restricted to 0/1 (checked before anything is applied).
+/// A correctness (or flip-mask) element: `bool`; `u8` restricted to 0/1 (checked before anything is
+/// applied); or [`NumpyBool`], a byte of a numpy bool array, true when nonzero.
 pub trait BitLike: Copy + Sync + Send {
+    /// Whether values other than 0 and 1 are an error ([`check_bits`]) rather than "true".
+    const STRICT: bool;
+    /// The element as 0 or 1.
     fn byte(self) -> u8;
-    /// The elements as bytes (0/1 for bool), without a copy.
+    /// The elements as bytes, without a copy; a nonzero byte means true ([`pack64`] reads it so).
     fn bytes(s: &[Self]) -> &[u8];
 }
+
+/// One byte of a numpy bool array. numpy stores a bool in a byte and reads every nonzero byte as True
+/// (a uint8 buffer viewed as bool holds any byte), so these bytes are not valid Rust `bool`s: the
+/// binding passes such arrays as `&[NumpyBool]`, never as `&[bool]`.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NumpyBool(pub u8);
+
+impl BitLike for NumpyBool {
+    const STRICT: bool = false;
+    #[inline(always)]
+    fn byte(self) -> u8 {
+        (self.0 != 0) as u8
+    }
+    #[inline(always)]
+    fn bytes(s: &[NumpyBool]) -> &[u8] {
+        // SAFETY: NumpyBool is a repr(transparent) u8; the slice borrows `s`.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), s.len()) }
+    }
+}
+
+impl NumpyBool {
+    /// View numpy bool bytes (any values) as `NumpyBool`s, without a copy.
+    pub fn from_bytes(s: &[u8]) -> &[NumpyBool] {
+        // SAFETY: NumpyBool is a repr(transparent) u8, valid for every byte value.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<NumpyBool>(), s.len()) }
+    }
+}
+
 impl BitLike for bool {
+    const STRICT: bool = true;
     #[inline(always)]
     fn byte(self) -> u8 {
         self as u8
@@ -56,6 +106,7 @@ impl BitLike for bool {
     }
 }
 impl BitLike for u8 {
+    const STRICT: bool = true;
     #[inline(always)]
     fn byte(self) -> u8 {
         self
@@ -100,7 +151,15 @@ fn valid_mask(n: usize, w: usize) -> u64 {
     }
 }
 
-/// Pack up to 64 0/1 bytes into a word (bit `k` = element `k`).
+/// Each nonzero byte of `x` becomes 1, each zero byte stays 0 (SWAR, no carries between bytes).
+#[inline(always)]
+fn bytes_to_01(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // (x & 0x7f) + 0x7f sets a byte's top bit iff its low 7 bits are nonzero; `| x` adds its own top bit.
+    ((((x & LOW7) + LOW7) | x) >> 7) & 0x0101_0101_0101_0101
+}
+
+/// Pack up to 64 bytes into a word: bit `k` is set iff byte `k` is nonzero.
 #[inline(always)]
 fn pack64(s: &[u8]) -> u64 {
     // For bytes that are 0 or 1, this multiply gathers the low bit of each of the 8 bytes into the top
@@ -112,11 +171,11 @@ fn pack64(s: &[u8]) -> u64 {
     for ch in &mut chunks {
         let mut b = [0u8; 8];
         b.copy_from_slice(ch);
-        w |= (u64::from_le_bytes(b).wrapping_mul(GATHER) >> 56) << (8 * k);
+        w |= (bytes_to_01(u64::from_le_bytes(b)).wrapping_mul(GATHER) >> 56) << (8 * k);
         k += 1;
     }
     for (j, x) in chunks.remainder().iter().enumerate() {
-        w |= ((x & 1) as u64) << (8 * k + j);
+        w |= ((*x != 0) as u64) << (8 * k + j);
     }
     w
 }
@@ -213,11 +272,11 @@ fn field(f: usize, planes: usize) -> std::ops::Range<usize> {
 }
 
 impl Block {
-    fn new() -> Self {
-        Block {
+    fn try_new() -> Result<Self> {
+        Ok(Block {
             planes: 0,
-            s: vec![0; BLOCK_WORDS * 2],
-        }
+            s: try_vec(BLOCK_WORDS * 2, 0, "the ledger's per-sample state")?,
+        })
     }
     fn stride(&self) -> usize {
         2 + N_FIELDS * self.planes
@@ -226,14 +285,19 @@ impl Block {
         let st = self.stride();
         self.s.get(j * st..(j + 1) * st).unwrap_or(&[])
     }
-    /// Grow every bit-sliced field to `planes` planes (new high planes are zero).
-    fn ensure_planes(&mut self, planes: usize) {
+    /// Grow every bit-sliced field to `planes` planes (new high planes are zero). On an allocation
+    /// failure the block is unchanged.
+    fn ensure_planes(&mut self, planes: usize) -> Result<()> {
         if planes <= self.planes {
-            return;
+            return Ok(());
         }
         let (old_p, old_st) = (self.planes, self.stride());
         let new_st = 2 + N_FIELDS * planes;
-        let mut s = vec![0u64; BLOCK_WORDS * new_st];
+        let mut s = try_vec(
+            BLOCK_WORDS * new_st,
+            0u64,
+            "the ledger's per-sample counters",
+        )?;
         for (dst, src) in s.chunks_mut(new_st).zip(self.s.chunks(old_st)) {
             dst[..2].copy_from_slice(&src[..2]);
             for f in 0..N_FIELDS {
@@ -242,6 +306,7 @@ impl Block {
         }
         self.planes = planes;
         self.s = s;
+        Ok(())
     }
 }
 
@@ -341,7 +406,7 @@ pub struct Ledger {
 
 fn check_label<T: IntLike>(x: T, what: &str, i: usize) -> Result<i32> {
     match x.to_i64() {
-        Some(v) if (0..=i32::MAX as i64).contains(&v) => Ok(v as i32),
+        Some(v) if (0..=MAX_LABEL).contains(&v) => Ok(v as i32),
         _ => Err(CoreError::value(format!(
             "{what}[{i}] is out of range: labels must be integers in [0, {}]",
             i32::MAX
@@ -354,7 +419,7 @@ fn check_labels<T: IntLike>(xs: &[T], what: &str) -> Result<()> {
     // A cheap vectorizable scan first; the message path only runs on failure.
     let ok = xs
         .iter()
-        .all(|&x| matches!(x.to_i64(), Some(v) if (0..=i32::MAX as i64).contains(&v)));
+        .all(|&x| matches!(x.to_i64(), Some(v) if (0..=MAX_LABEL).contains(&v)));
     if ok {
         return Ok(());
     }
@@ -364,33 +429,37 @@ fn check_labels<T: IntLike>(xs: &[T], what: &str) -> Result<()> {
     Ok(())
 }
 
+/// For a strict element type (`u8`), every value must be 0 or 1; others accept every byte.
 fn check_bits<T: BitLike>(xs: &[T], what: &str) -> Result<()> {
-    if xs.iter().all(|&x| x.byte() <= 1) {
+    if !T::STRICT {
         return Ok(());
     }
-    let i = xs.iter().position(|&x| x.byte() > 1).unwrap_or(0);
+    let bytes = T::bytes(xs);
+    if bytes.iter().all(|&x| x <= 1) {
+        return Ok(());
+    }
+    let i = bytes.iter().position(|&x| x > 1).unwrap_or(0);
     Err(CoreError::value(format!(
-        "{what}[{i}] = {}: a uint8 correctness array must hold only 0 or 1",
-        xs.get(i).map(|x| x.byte()).unwrap_or(0)
+        "{what}[{i}] = {}: a uint8 array must hold only 0 or 1",
+        bytes.get(i).copied().unwrap_or(0)
     )))
 }
 
 impl Ledger {
     /// A ledger for `n` samples. `groups[i] < n_groups` is sample i's group; `flipped[i]` marks a
     /// label-flipped sample.
-    pub fn new(
+    pub fn new<F: BitLike>(
         n: usize,
         groups: Option<&[i64]>,
         n_groups: usize,
-        flipped: Option<&[bool]>,
+        flipped: Option<&[F]>,
     ) -> Result<Self> {
         if n == 0 {
             return Err(CoreError::value("n_samples must be >= 1"));
         }
-        if n > (i32::MAX as usize) {
+        if n > MAX_SAMPLES {
             return Err(CoreError::value(format!(
-                "n_samples must be <= {}",
-                i32::MAX
+                "n_samples must be in [1, {MAX_SAMPLES}], got {n}"
             )));
         }
         let words = words_for(n);
@@ -415,7 +484,7 @@ impl Ledger {
                     )));
                 }
                 if n_groups <= MAX_MASK_GROUPS {
-                    let mut masks = vec![0u64; words * n_groups];
+                    let mut masks = try_vec(words * n_groups, 0u64, "the group masks")?;
                     for (i, &x) in g.iter().enumerate() {
                         masks[(i / 64) * n_groups + x as usize] |= 1u64 << (i % 64);
                     }
@@ -423,7 +492,7 @@ impl Ledger {
                 } else {
                     Groups::Ids {
                         n_groups,
-                        ids: g.iter().map(|&x| x as u32).collect(),
+                        ids: try_collect(g.iter().map(|&x| x as u32), "the group ids")?,
                     }
                 }
             }
@@ -437,13 +506,23 @@ impl Ledger {
                         f.len()
                     )));
                 }
-                Some(BitLike::bytes(f).chunks(64).map(pack64).collect())
+                check_bits(f, "flipped")?;
+                Some(try_collect(
+                    BitLike::bytes(f).chunks(64).map(pack64),
+                    "the flip mask",
+                )?)
             }
         };
+        let n_blocks = words.div_ceil(BLOCK_WORDS);
+        let mut blocks = Vec::new();
+        try_reserve(&mut blocks, n_blocks, "the ledger's per-sample state")?;
+        for _ in 0..n_blocks {
+            blocks.push(Block::try_new()?);
+        }
         Ok(Ledger {
             n,
             n_epochs: 0,
-            blocks: vec![Block::new(); words.div_ceil(BLOCK_WORDS)],
+            blocks,
             hist_correct: Vec::new(),
             hist_presented: Vec::new(),
             groups,
@@ -485,10 +564,10 @@ impl Ledger {
     }
 
     fn check_can_add_epoch(&self) -> Result<()> {
-        if self.n_epochs >= (i32::MAX as usize) - 1 {
-            return Err(CoreError::value(
-                "the ledger holds the maximum number of epochs (2**31 - 2)",
-            ));
+        if self.n_epochs >= MAX_EPOCHS {
+            return Err(CoreError::value(format!(
+                "the ledger holds the maximum number of epochs ({MAX_EPOCHS})"
+            )));
         }
         Ok(())
     }
@@ -524,6 +603,7 @@ impl Ledger {
             }
             check_labels(p, "pred")?;
         }
+        self.reserve_epoch(pred.is_some())?;
         let n = self.n;
         let correct = B::bytes(correct);
         let pc = self.apply(|w| {
@@ -586,12 +666,31 @@ impl Ledger {
             }
         }
         let words = self.words();
-        let pd = self.pending.get_or_insert_with(|| Pending {
-            correct: vec![0; words],
-            presented: vec![0; words],
-            pred: None,
-            count: 0,
-        });
+        if self.pending.is_none() {
+            self.pending = Some(Pending {
+                correct: try_vec(words, 0, "the open epoch")?,
+                presented: try_vec(words, 0, "the open epoch")?,
+                pred: None,
+                count: 0,
+            });
+        }
+        if pred.is_some() && self.pending.as_ref().is_some_and(|pd| pd.pred.is_none()) {
+            let buf = match try_vec(n, 0, "the open epoch's predictions") {
+                Ok(buf) => buf,
+                Err(e) => {
+                    if self.pending.as_ref().is_some_and(|pd| pd.count == 0) {
+                        self.pending = None;
+                    }
+                    return Err(e);
+                }
+            };
+            if let Some(pd) = self.pending.as_mut() {
+                pd.pred = Some(buf);
+            }
+        }
+        let Some(pd) = self.pending.as_mut() else {
+            return Err(CoreError::value("internal error: no open epoch"));
+        };
         // Mark presented bits, detecting repeats; undo on the first repeat so nothing changes.
         let mut dup = None;
         for (j, &x) in indices.iter().enumerate() {
@@ -625,8 +724,7 @@ impl Ledger {
             let i = x.to_i64().unwrap_or(0) as usize;
             pd.correct[i / 64] |= ((c.byte() & 1) as u64) << (i % 64);
         }
-        if let Some(p) = pred {
-            let buf = pd.pred.get_or_insert_with(|| vec![0; n]);
+        if let (Some(p), Some(buf)) = (pred, pd.pred.as_mut()) {
             for (&x, &v) in indices.iter().zip(p) {
                 let i = x.to_i64().unwrap_or(0) as usize;
                 buf[i] = v.to_i64().unwrap_or(0) as i32;
@@ -642,6 +740,10 @@ impl Ledger {
 
     /// Close the epoch assembled by `record_batch`; samples not in any batch are "not presented".
     pub fn end_epoch(&mut self) -> Result<()> {
+        if self.pending.as_ref().is_some_and(|pd| pd.count > 0) {
+            let with_pred = self.pending.as_ref().is_some_and(|pd| pd.pred.is_some());
+            self.reserve_epoch(with_pred)?;
+        }
         let pd = match self.pending.take() {
             Some(pd) if pd.count > 0 => pd,
             other => {
@@ -671,7 +773,29 @@ impl Ledger {
             )));
         }
         check_labels(y, "y_clean")?;
-        self.clean_labels = Some(y.iter().map(|v| v.to_i64().unwrap_or(0) as i32).collect());
+        self.clean_labels = Some(try_collect(
+            y.iter().map(|v| v.to_i64().unwrap_or(0) as i32),
+            "the clean labels",
+        )?);
+        Ok(())
+    }
+
+    /// Allocate everything recording one more epoch needs (history words, count row, counter planes,
+    /// and `last_pred` when the epoch carries predictions), so that [`Ledger::apply`] and the
+    /// prediction ingest cannot fail halfway: on an allocation failure nothing observable changes.
+    fn reserve_epoch(&mut self, with_pred: bool) -> Result<()> {
+        let nw = self.words();
+        try_reserve(&mut self.hist_correct, nw, "the ledger's history")?;
+        try_reserve(&mut self.hist_presented, nw, "the ledger's history")?;
+        let cols = self.count_cols();
+        try_reserve(&mut self.counts, cols, "the per-epoch counts")?;
+        let planes = (usize::BITS - (self.n_epochs + 1).leading_zeros()) as usize;
+        for blk in self.blocks.iter_mut() {
+            blk.ensure_planes(planes)?;
+        }
+        if with_pred && self.last_pred.is_none() {
+            self.last_pred = Some(try_vec(self.n, -1, "the last predictions")?);
+        }
         Ok(())
     }
 
@@ -692,7 +816,9 @@ impl Ledger {
     /// Store predictions of a full epoch; returns (flipped predicted clean, flipped) or (0, -1).
     fn ingest_pred_full<P: IntLike>(&mut self, pred: &[P]) -> (i64, i64) {
         let n = self.n;
-        let lp = self.last_pred.get_or_insert_with(|| vec![-1; n]);
+        let Some(lp) = self.last_pred.as_mut() else {
+            return (0, -1); // reserve_epoch allocated it
+        };
         let conv = |(d, s): (&mut [i32], &[P])| {
             for (a, b) in d.iter_mut().zip(s) {
                 *a = b.to_i64().unwrap_or(0) as i32;
@@ -710,8 +836,9 @@ impl Ledger {
     }
 
     fn ingest_pred_partial(&mut self, pred: &[i32], presented: &[u64]) -> (i64, i64) {
-        let n = self.n;
-        let lp = self.last_pred.get_or_insert_with(|| vec![-1; n]);
+        let Some(lp) = self.last_pred.as_mut() else {
+            return (0, -1); // reserve_epoch allocated it
+        };
         for (w, &p) in presented.iter().enumerate() {
             let mut m = p;
             while m != 0 {
@@ -756,6 +883,7 @@ impl Ledger {
 
     /// One pass over all words: update bit state, counters, event epochs and history; return counts.
     /// `words(w)` gives (correct, presented) of word w; correct bits outside `presented` are ignored.
+    /// Call [`Ledger::reserve_epoch`] first: this pass allocates nothing that can fail.
     fn apply(&mut self, words: impl Fn(usize) -> (u64, u64) + Sync) -> Counts {
         let nw = self.words();
         let epoch = self.n_epochs;
@@ -771,7 +899,8 @@ impl Ledger {
 
         // Counts accumulate into one `Counts` per rayon job (not per block): many groups stay cheap.
         let work = |mut cnt: Counts, (b, ((blk, hc), hp)): BlockItem<'_>| {
-            blk.ensure_planes(planes);
+            debug_assert!(blk.planes >= planes, "reserve_epoch grows the planes");
+            let planes = blk.planes;
             let stride = blk.stride();
             let state = &mut blk.s[..];
             for j in 0..hc.len() {
@@ -845,8 +974,8 @@ impl Ledger {
     }
 
     /// Unpack a bit-sliced counter of every block into `i32` per sample.
-    fn unslice_all(&self, f_idx: usize) -> Vec<i32> {
-        let mut out = vec![0i32; self.n];
+    fn unslice_all(&self, f_idx: usize) -> Result<Vec<i32>> {
+        let mut out = try_vec(self.n, 0i32, "a per-sample statistic")?;
         let spb = BLOCK_WORDS * 64;
         let f = |(blk, o): (&Block, &mut [i32])| {
             for (j, oc) in o.chunks_mut(64).enumerate() {
@@ -862,37 +991,36 @@ impl Ledger {
         } else {
             self.blocks.iter().zip(out.chunks_mut(spb)).for_each(f);
         }
-        out
+        Ok(out)
     }
 
-    fn bit_state(&self, idx: usize) -> Vec<bool> {
-        (0..self.n)
-            .map(|i| {
-                let (b, j) = (i / (BLOCK_WORDS * 64), (i / 64) % BLOCK_WORDS);
-                self.blocks
-                    .get(b)
-                    .and_then(|blk| blk.word(j).get(idx))
-                    .map(|w| (w >> (i % 64)) & 1 == 1)
-                    .unwrap_or(false)
-            })
-            .collect()
+    fn bit_state(&self, idx: usize) -> Result<Vec<bool>> {
+        let bits = (0..self.n).map(|i| {
+            let (b, j) = (i / (BLOCK_WORDS * 64), (i / 64) % BLOCK_WORDS);
+            self.blocks
+                .get(b)
+                .and_then(|blk| blk.word(j).get(idx))
+                .map(|w| (w >> (i % 64)) & 1 == 1)
+                .unwrap_or(false)
+        });
+        try_collect(bits, "a per-sample flag")
     }
 
     /// Per sample: epochs in which it was presented and correct.
-    pub fn times_correct(&self) -> Vec<i32> {
+    pub fn times_correct(&self) -> Result<Vec<i32>> {
         self.unslice_all(TIMES_CORRECT)
     }
     /// Per sample: epochs in which it was presented.
-    pub fn presentations(&self) -> Vec<i32> {
+    pub fn presentations(&self) -> Result<Vec<i32>> {
         self.unslice_all(PRESENTATIONS)
     }
     /// Per sample: correct → incorrect transitions between consecutive presentations.
-    pub fn forgetting_events(&self) -> Vec<i32> {
+    pub fn forgetting_events(&self) -> Result<Vec<i32>> {
         self.unslice_all(FORGETTING)
     }
     /// Bit-sliced epoch values where `valid` says so, else -1.
-    fn masked_values(&self, f_idx: usize, valid: usize) -> Vec<i32> {
-        let mut out = self.unslice_all(f_idx);
+    fn masked_values(&self, f_idx: usize, valid: usize) -> Result<Vec<i32>> {
+        let mut out = self.unslice_all(f_idx)?;
         let spb = BLOCK_WORDS * 64;
         let f = |(blk, o): (&Block, &mut [i32])| {
             for (j, oc) in o.chunks_mut(64).enumerate() {
@@ -910,19 +1038,21 @@ impl Ledger {
         } else {
             self.blocks.iter().zip(out.chunks_mut(spb)).for_each(f);
         }
-        out
+        Ok(out)
     }
     /// Per sample: first epoch it was presented and correct, -1 if never.
-    pub fn first_learned(&self) -> Vec<i32> {
+    pub fn first_learned(&self) -> Result<Vec<i32>> {
         self.masked_values(FIRST_LEARNED, EVER)
     }
     /// Per sample: never correct at any presentation.
-    pub fn never_learned(&self) -> Vec<bool> {
-        self.bit_state(EVER).into_iter().map(|x| !x).collect()
+    pub fn never_learned(&self) -> Result<Vec<bool>> {
+        let mut ever = self.bit_state(EVER)?;
+        ever.iter_mut().for_each(|x| *x = !*x);
+        Ok(ever)
     }
     /// Per sample: first epoch of the final unbroken run of correct presentations; -1 if wrong at its
     /// latest presentation or never presented.
-    pub fn learned_since(&self) -> Vec<i32> {
+    pub fn learned_since(&self) -> Result<Vec<i32>> {
         self.masked_values(RUN_START, LAST)
     }
     /// Prediction at each sample's latest presentation that carried one (-1: never); `None` before any.
@@ -943,40 +1073,48 @@ impl Ledger {
         (&self.hist_correct, &self.hist_presented)
     }
     /// The group id of every sample (`None` without groups).
-    pub fn group_ids(&self) -> Option<Vec<i64>> {
+    pub fn group_ids(&self) -> Result<Option<Vec<i64>>> {
         match &self.groups {
-            Groups::None => None,
-            Groups::Ids { ids, .. } => Some(ids.iter().map(|&x| x as i64).collect()),
-            Groups::Masks { n_groups, masks } => Some(
-                (0..self.n)
-                    .map(|i| {
-                        let ms = &masks[(i / 64) * n_groups..(i / 64 + 1) * n_groups];
-                        ms.iter()
-                            .position(|m| (m >> (i % 64)) & 1 == 1)
-                            .unwrap_or(0) as i64
-                    })
-                    .collect(),
-            ),
+            Groups::None => Ok(None),
+            Groups::Ids { ids, .. } => Ok(Some(try_collect(
+                ids.iter().map(|&x| x as i64),
+                "the group ids",
+            )?)),
+            Groups::Masks { n_groups, masks } => {
+                let ids = (0..self.n).map(|i| {
+                    let ms = &masks[(i / 64) * n_groups..(i / 64 + 1) * n_groups];
+                    ms.iter()
+                        .position(|m| (m >> (i % 64)) & 1 == 1)
+                        .unwrap_or(0) as i64
+                });
+                Ok(Some(try_collect(ids, "the group ids")?))
+            }
         }
     }
     /// The label-flip mask, unpacked.
-    pub fn flipped(&self) -> Option<Vec<bool>> {
-        self.flipped.as_ref().map(|f| {
-            (0..self.n)
-                .map(|i| (f[i / 64] >> (i % 64)) & 1 == 1)
-                .collect()
-        })
+    pub fn flipped(&self) -> Result<Option<Vec<bool>>> {
+        match &self.flipped {
+            None => Ok(None),
+            Some(f) => {
+                let bits = (0..self.n).map(|i| (f[i / 64] >> (i % 64)) & 1 == 1);
+                Ok(Some(try_collect(bits, "the flip mask")?))
+            }
+        }
     }
 
     /// Unpack one history plane into a bool matrix (epochs × n, row-major).
-    pub fn unpack_history(&self, presented: bool) -> Vec<bool> {
+    pub fn unpack_history(&self, presented: bool) -> Result<Vec<bool>> {
         let src = if presented {
             &self.hist_presented
         } else {
             &self.hist_correct
         };
         let (n, nw) = (self.n, self.words());
-        let mut out = vec![false; self.n_epochs * n];
+        let len = self
+            .n_epochs
+            .checked_mul(n)
+            .ok_or_else(|| CoreError::memory::<bool>(usize::MAX, "the unpacked history"))?;
+        let mut out = try_vec(len, false, "the unpacked history")?;
         let f = |(row, ws): (&mut [bool], &[u64])| {
             for (i, x) in row.iter_mut().enumerate() {
                 *x = (ws[i / 64] >> (i % 64)) & 1 == 1;
@@ -987,17 +1125,17 @@ impl Ledger {
         } else {
             out.chunks_mut(n).zip(src.chunks(nw)).for_each(f);
         }
-        out
+        Ok(out)
     }
 
     /// Rebuild a ledger from its saved parts by replaying the history (so every derived statistic is
     /// consistent with it). `pred_clean` holds (num, den) per epoch. Validates everything.
     #[allow(clippy::too_many_arguments)]
-    pub fn from_parts(
+    pub fn from_parts<F: BitLike>(
         n: usize,
         groups: Option<&[i64]>,
         n_groups: usize,
-        flipped: Option<&[bool]>,
+        flipped: Option<&[F]>,
         hist_correct: &[u64],
         hist_presented: &[u64],
         n_epochs: usize,
@@ -1008,7 +1146,7 @@ impl Ledger {
         let mut l = Ledger::new(n, groups, n_groups, flipped)?;
         let nw = l.words();
         let bad = |m: &str| Err(CoreError::value(format!("not a valid ledger state: {m}")));
-        if n_epochs >= (i32::MAX as usize) - 1 {
+        if n_epochs > MAX_EPOCHS {
             return bad("too many epochs");
         }
         let size = n_epochs.checked_mul(nw);
@@ -1035,6 +1173,7 @@ impl Ledger {
             if p.iter().all(|&x| x == 0) {
                 return bad("an epoch with no presented sample");
             }
+            l.reserve_epoch(false)?;
             let pcn = l.apply(|w| (c[w], p[w]));
             let (num, den) = (pred_clean[2 * e], pred_clean[2 * e + 1]);
             if den < -1 || num < 0 || (den >= 0 && num > den) || (den == -1 && num != 0) {
@@ -1046,10 +1185,13 @@ impl Ledger {
             if p.len() != n {
                 return bad("last_pred length does not match n_samples");
             }
-            if p.iter().any(|&x| !(-1..=i32::MAX as i64).contains(&x)) {
+            if p.iter().any(|&x| !(-1..=MAX_LABEL).contains(&x)) {
                 return bad("last_pred values out of range");
             }
-            l.last_pred = Some(p.iter().map(|&x| x as i32).collect());
+            l.last_pred = Some(try_collect(
+                p.iter().map(|&x| x as i32),
+                "the last predictions",
+            )?);
         }
         if let Some(y) = clean_labels {
             l.set_clean_labels(y)?;
@@ -1060,6 +1202,9 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
+    /// No flip mask (`None` needs an element type).
+    const NO_FLIP: Option<&[bool]> = None;
+
     use super::*;
 
     /// A tiny deterministic generator for the tests (splitmix64).
@@ -1111,7 +1256,27 @@ mod tests {
             let bytes: Vec<u8> = (0..8).map(|k| ((v >> k) & 1) as u8).collect();
             assert_eq!(pack64(&bytes), v as u64);
         }
+        // Any nonzero byte is a set bit (numpy bools), every byte value in every position.
+        for pos in 0..9 {
+            for v in 0..=255u8 {
+                let mut bytes = vec![0u8; 9];
+                bytes[pos] = v;
+                assert_eq!(
+                    pack64(&bytes),
+                    ((v != 0) as u64) << pos,
+                    "byte {v} at {pos}"
+                );
+            }
+        }
         let mut r = Sm(7);
+        for len in [1usize, 7, 8, 9, 63, 64] {
+            let b: Vec<u8> = (0..len).map(|_| (r.next() % 4) as u8 * 85).collect();
+            let want = b
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (k, &x)| a | (((x != 0) as u64) << k));
+            assert_eq!(pack64(&b), want);
+        }
         for len in [1usize, 7, 8, 9, 63, 64] {
             let b: Vec<bool> = (0..len).map(|_| r.next() & 1 == 1).collect();
             let want = b
@@ -1124,7 +1289,7 @@ mod tests {
 
     fn check_against_reference(n: usize, epochs: usize, seed: u64, batch: bool) {
         let mut r = Sm(seed);
-        let mut l = Ledger::new(n, None, 0, None).unwrap();
+        let mut l = Ledger::new(n, None, 0, NO_FLIP).unwrap();
         let mut seq = Vec::new();
         for _ in 0..epochs {
             // Correctness biased by a per-sample drift so runs and flips both occur.
@@ -1156,11 +1321,11 @@ mod tests {
         }
         let want = reference(&seq, n);
         let (tc, np, fl, fe, ls) = (
-            l.times_correct(),
-            l.presentations(),
-            l.first_learned(),
-            l.forgetting_events(),
-            l.learned_since(),
+            l.times_correct().unwrap(),
+            l.presentations().unwrap(),
+            l.first_learned().unwrap(),
+            l.forgetting_events().unwrap(),
+            l.learned_since().unwrap(),
         );
         for i in 0..n {
             assert_eq!(
@@ -1169,8 +1334,8 @@ mod tests {
                 "sample {i} of {n}"
             );
         }
-        let hist = l.unpack_history(false);
-        let pres = l.unpack_history(true);
+        let hist = l.unpack_history(false).unwrap();
+        let pres = l.unpack_history(true).unwrap();
         for (e, ep) in seq.iter().enumerate() {
             for i in 0..n {
                 assert_eq!(hist[e * n + i], ep[i] == Some(true));
@@ -1214,13 +1379,13 @@ mod tests {
                 assert_eq!(row[COUNT_COLS + k], gp);
                 assert_eq!(row[COUNT_COLS + ng + k], gc);
             }
-            assert_eq!(l.group_ids().unwrap(), g);
+            assert_eq!(l.group_ids().unwrap().unwrap(), g);
         }
     }
 
     #[test]
     fn bad_input_changes_nothing() {
-        let mut l = Ledger::new(10, None, 0, None).unwrap();
+        let mut l = Ledger::new(10, None, 0, NO_FLIP).unwrap();
         l.record_epoch::<bool, i64>(&[true; 10], None).unwrap();
         let before = format!("{l:?}");
         assert!(l.record_epoch::<bool, i64>(&[true; 9], None).is_err());
@@ -1247,9 +1412,9 @@ mod tests {
             .is_err());
         assert!(l.record_epoch::<bool, i64>(&[true; 10], None).is_err());
         assert_eq!(before, format!("{l:?}"));
-        assert!(Ledger::new(0, None, 0, None).is_err());
-        assert!(Ledger::new(3, Some(&[0, 1, 2]), 2, None).is_err());
-        assert!(Ledger::new(3, Some(&[0, -1, 1]), 2, None).is_err());
+        assert!(Ledger::new(0, None, 0, NO_FLIP).is_err());
+        assert!(Ledger::new(3, Some(&[0, 1, 2]), 2, NO_FLIP).is_err());
+        assert!(Ledger::new(3, Some(&[0, -1, 1]), 2, NO_FLIP).is_err());
     }
 
     #[test]
@@ -1329,10 +1494,10 @@ mod timing {
             let dt = t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let a = (
-                l.times_correct(),
-                l.learned_since(),
-                l.first_learned(),
-                l.forgetting_events(),
+                l.times_correct().unwrap(),
+                l.learned_since().unwrap(),
+                l.first_learned().unwrap(),
+                l.forgetting_events().unwrap(),
             );
             eprintln!(
                 "ingest {:.2} ms/epoch, read {:.1} ms ({})",

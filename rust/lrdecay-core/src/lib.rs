@@ -13,4 +13,4 @@ pub mod noise;
 pub mod rng;
 pub mod sgd;
 
-pub use error::{CoreError, Result};
+pub use error::{try_collect, try_reserve, try_vec, CoreError, Result};

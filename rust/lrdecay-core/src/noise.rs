@@ -17,7 +17,7 @@
 use rayon::prelude::*;
 
 use crate::rng::{domain, purpose, StreamFamily};
-use crate::{CoreError, Result};
+use crate::{try_vec, CoreError, Result};
 
 /// Rows of this many samples are handled by one rayon task.
 const CHUNK: usize = 1 << 14;
@@ -31,6 +31,9 @@ pub enum NoiseMode {
     /// Row-major K × K row-stochastic matrix, `T[i * K + j]` = P(noisy = j | clean = i).
     Matrix(Vec<f64>),
 }
+
+/// Most classes a label array may have (labels are int64).
+pub const MAX_CLASSES: usize = i64::MAX as usize;
 
 /// Tolerance on the row sums of a transition matrix.
 pub const MATRIX_ROW_TOL: f64 = 1e-6;
@@ -76,9 +79,9 @@ pub fn exact_count(rate: f64, n: usize) -> usize {
 }
 
 fn check_args(y: &[i64], n_classes: usize, rate: f64, mode: &NoiseMode) -> Result<()> {
-    if n_classes < 2 || n_classes > i64::MAX as usize {
+    if !(2..=MAX_CLASSES).contains(&n_classes) {
         return Err(CoreError::value(format!(
-            "n_classes must be an integer >= 2, got {n_classes}"
+            "n_classes must be an integer in [2, {MAX_CLASSES}], got {n_classes}"
         )));
     }
     if !(0.0..=1.0).contains(&rate) {
@@ -124,11 +127,11 @@ pub fn corrupt_labels(
         )));
     }
     check_args(y, n_classes, rate, mode)?;
-    corrupt_unchecked(y, n_classes, rate, mode, exact, seed, out, flipped);
-    Ok(())
+    corrupt_unchecked(y, n_classes, rate, mode, exact, seed, out, flipped)
 }
 
-/// The work of [`corrupt_labels`] on validated arguments.
+/// The work of [`corrupt_labels`] on validated arguments; fails only when memory runs out, before
+/// writing anything.
 pub(crate) fn corrupt_unchecked(
     y: &[i64],
     n_classes: usize,
@@ -138,7 +141,7 @@ pub(crate) fn corrupt_unchecked(
     seed: u64,
     out: &mut [i64],
     flipped: &mut [bool],
-) {
+) -> Result<()> {
     let n = y.len();
     let k = n_classes as u64;
     let draw = StreamFamily::new(seed, domain(0xff, purpose::NOISE_DRAW));
@@ -146,8 +149,8 @@ pub(crate) fn corrupt_unchecked(
     // fallback when rounding leaves the uniform draw above the final cumulative sum.
     let (cum, last) = match mode {
         NoiseMode::Matrix(m) => {
-            let mut cum = vec![0f64; m.len()];
-            let mut last = vec![0usize; n_classes];
+            let mut cum = try_vec(m.len(), 0f64, "the transition matrix")?;
+            let mut last = try_vec(n_classes, 0usize, "the transition matrix")?;
             for i in 0..n_classes {
                 let mut acc = 0.0;
                 for j in 0..n_classes {
@@ -213,6 +216,7 @@ pub(crate) fn corrupt_unchecked(
                 *fi = new != yi;
             }
         });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! Mapping of core errors to Python exceptions.
 
 use lrdecay_core::CoreError;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
-/// Convert a core error into the matching Python exception (`ValueError` or `TypeError`).
+/// Convert a core error into the matching Python exception (`ValueError`, `TypeError`, `MemoryError`).
 pub fn to_py(err: CoreError) -> PyErr {
     match err {
         CoreError::Value(m) => PyValueError::new_err(m),
         CoreError::Type(m) => PyTypeError::new_err(m),
+        CoreError::Memory(m) => PyMemoryError::new_err(m),
     }
 }
 

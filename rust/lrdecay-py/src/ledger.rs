@@ -5,9 +5,13 @@
 //! them; outputs are moved into numpy arrays without a copy.
 
 use crate::errors::IntoPyResult;
-use lrdecay_core::ledger::{BitLike, IntLike, Ledger};
+use lrdecay_core::ledger::{BitLike, IntLike, Ledger, NumpyBool};
+use lrdecay_core::try_collect;
 use numpy::ndarray::Array2;
-use numpy::{PyArray1, PyArray2, PyReadonlyArray1};
+use numpy::{
+    PyArray1, PyArray2, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -35,12 +39,34 @@ macro_rules! with_ints {
     }};
 }
 
-/// Call `$body` with `$s: &[B]` for a 1-D bool or uint8 array.
+/// The bytes of a 1-D numpy bool array, as a uint8 view (no copy), or `None` for another object.
+///
+/// Never extracted as `&[bool]`: numpy reads any nonzero byte as True (a uint8 buffer viewed as bool
+/// holds any byte), and such bytes are not valid Rust `bool`s.
+fn bool_bytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<PyReadonlyArray1<'py, u8>>> {
+    let Ok(arr) = obj.cast::<PyUntypedArray>() else {
+        return Ok(None);
+    };
+    if !arr.dtype().is_equiv_to(&numpy::dtype::<bool>(obj.py())) {
+        return Ok(None);
+    }
+    let view = arr.call_method1("view", (numpy::dtype::<u8>(obj.py()),))?;
+    Ok(view.extract::<PyReadonlyArray1<'py, u8>>().ok())
+}
+
+/// A 1-D numpy bool array (`flipped`) as bytes; TypeError for anything else.
+fn bool_mask<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray1<'py, u8>> {
+    bool_bytes(obj)?.ok_or_else(|| {
+        PyTypeError::new_err(format!("{name} must be a 1-D numpy array of dtype bool"))
+    })
+}
+
+/// Call `$body` with `$s: &[B]` for a 1-D bool (as [`NumpyBool`]) or uint8 (0/1) array.
 macro_rules! with_bits {
     ($obj:expr, $name:expr, |$s:ident| $body:expr) => {{
         let obj: &Bound<'_, PyAny> = $obj;
-        if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, bool>>() {
-            let $s: &[bool] = slice(&a, $name)?;
+        if let Some(a) = bool_bytes(obj)? {
+            let $s: &[NumpyBool] = NumpyBool::from_bytes(slice(&a, $name)?);
             return $body;
         }
         if let Ok(a) = obj.extract::<PyReadonlyArray1<'_, u8>>() {
@@ -109,10 +135,37 @@ fn batch_with_correct<I: IntLike>(
 }
 
 fn ints_to_vec(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
-    with_ints!(obj, name, |s| Ok(s
-        .iter()
-        .map(|v| v.to_i64().unwrap_or(i64::MAX))
-        .collect()))
+    with_ints!(obj, name, |s| try_collect(
+        s.iter().map(|v| v.to_i64().unwrap_or(i64::MAX)),
+        name
+    )
+    .into_py_result())
+}
+
+/// A copy of `s` as a new numpy array; MemoryError (not a panic) when it does not fit.
+fn copy_out<'py, T: numpy::Element + Clone>(
+    py: Python<'py>,
+    s: &[T],
+    what: &str,
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let v = try_collect(s.iter().cloned(), what).into_py_result()?;
+    Ok(PyArray1::from_vec(py, v))
+}
+
+/// A `rows` × `cols` copy of `s` as a new numpy array; MemoryError when it does not fit.
+fn copy_matrix<'py, T: numpy::Element + Clone>(
+    py: Python<'py>,
+    s: &[T],
+    rows: usize,
+    cols: usize,
+    what: &str,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    matrix(
+        py,
+        try_collect(s.iter().cloned(), what).into_py_result()?,
+        rows,
+        cols,
+    )
 }
 
 fn matrix<'py, T: numpy::Element>(
@@ -134,11 +187,12 @@ impl PyLedgerCore {
         n_samples: usize,
         groups: Option<&Bound<'_, PyAny>>,
         n_groups: usize,
-        flipped: Option<PyReadonlyArray1<'_, bool>>,
+        flipped: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let g = groups.map(|g| ints_to_vec(g, "groups")).transpose()?;
-        let f = match &flipped {
-            Some(a) => Some(slice(a, "flipped")?),
+        let fa = flipped.map(|f| bool_mask(f, "flipped")).transpose()?;
+        let f = match &fa {
+            Some(a) => Some(NumpyBool::from_bytes(slice(a, "flipped")?)),
             None => None,
         };
         let inner = Ledger::new(n_samples, g.as_deref(), n_groups, f).into_py_result()?;
@@ -201,42 +255,73 @@ impl PyLedgerCore {
         self.inner.history_nbytes()
     }
 
-    fn times_correct<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+    fn times_correct<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let l = &self.inner;
-        PyArray1::from_vec(py, py.detach(|| l.times_correct()))
+        Ok(PyArray1::from_vec(
+            py,
+            py.detach(|| l.times_correct()).into_py_result()?,
+        ))
     }
-    fn presentations<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+    fn presentations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let l = &self.inner;
-        PyArray1::from_vec(py, py.detach(|| l.presentations()))
+        Ok(PyArray1::from_vec(
+            py,
+            py.detach(|| l.presentations()).into_py_result()?,
+        ))
     }
-    fn forgetting_events<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+    fn forgetting_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let l = &self.inner;
-        PyArray1::from_vec(py, py.detach(|| l.forgetting_events()))
+        Ok(PyArray1::from_vec(
+            py,
+            py.detach(|| l.forgetting_events()).into_py_result()?,
+        ))
     }
-    fn first_learned<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
-        PyArray1::from_vec(py, self.inner.first_learned())
-    }
-    fn learned_since<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i32>> {
+    fn first_learned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let l = &self.inner;
-        PyArray1::from_vec(py, py.detach(|| l.learned_since()))
+        Ok(PyArray1::from_vec(
+            py,
+            py.detach(|| l.first_learned()).into_py_result()?,
+        ))
     }
-    fn never_learned<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<bool>> {
+    fn learned_since<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let l = &self.inner;
-        PyArray1::from_vec(py, py.detach(|| l.never_learned()))
+        Ok(PyArray1::from_vec(
+            py,
+            py.detach(|| l.learned_since()).into_py_result()?,
+        ))
     }
-    fn last_pred<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i32>>> {
-        self.inner.last_pred().map(|p| PyArray1::from_slice(py, p))
+    fn never_learned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let l = &self.inner;
+        Ok(PyArray1::from_vec(
+            py,
+            py.detach(|| l.never_learned()).into_py_result()?,
+        ))
     }
-    fn clean_labels<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i32>>> {
+    fn last_pred<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<i32>>>> {
+        self.inner
+            .last_pred()
+            .map(|p| copy_out(py, p, "last_pred"))
+            .transpose()
+    }
+    fn clean_labels<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<i32>>>> {
         self.inner
             .clean_labels()
-            .map(|p| PyArray1::from_slice(py, p))
+            .map(|p| copy_out(py, p, "clean_labels"))
+            .transpose()
     }
-    fn group_ids<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<i64>>> {
-        self.inner.group_ids().map(|g| PyArray1::from_vec(py, g))
+    fn group_ids<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<i64>>>> {
+        Ok(self
+            .inner
+            .group_ids()
+            .into_py_result()?
+            .map(|g| PyArray1::from_vec(py, g)))
     }
-    fn flipped<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<bool>>> {
-        self.inner.flipped().map(|f| PyArray1::from_vec(py, f))
+    fn flipped<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<bool>>>> {
+        Ok(self
+            .inner
+            .flipped()
+            .into_py_result()?
+            .map(|f| PyArray1::from_vec(py, f)))
     }
 
     /// Per-epoch counts, epochs × (6 + 2·n_groups): presented, correct, presented_flipped,
@@ -244,7 +329,13 @@ impl PyLedgerCore {
     /// presented and per group correct.
     fn epoch_counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
         let l = &self.inner;
-        matrix(py, l.epoch_counts().to_vec(), l.n_epochs(), l.count_cols())
+        copy_matrix(
+            py,
+            l.epoch_counts(),
+            l.n_epochs(),
+            l.count_cols(),
+            "the per-epoch counts",
+        )
     }
 
     /// Correctness (or, with `presented=True`, presentation) history as bool, epochs × n_samples.
@@ -255,7 +346,7 @@ impl PyLedgerCore {
         presented: bool,
     ) -> PyResult<Bound<'py, PyArray2<bool>>> {
         let l = &self.inner;
-        let v = py.detach(|| l.unpack_history(presented));
+        let v = py.detach(|| l.unpack_history(presented)).into_py_result()?;
         matrix(py, v, l.n_epochs(), l.n_samples())
     }
 
@@ -264,8 +355,8 @@ impl PyLedgerCore {
         let l = &self.inner;
         let (c, p) = l.history_words();
         Ok((
-            matrix(py, c.to_vec(), l.n_epochs(), l.words())?,
-            matrix(py, p.to_vec(), l.n_epochs(), l.words())?,
+            copy_matrix(py, c, l.n_epochs(), l.words(), "the history")?,
+            copy_matrix(py, p, l.n_epochs(), l.words(), "the history")?,
         ))
     }
 
@@ -278,7 +369,7 @@ impl PyLedgerCore {
         n_samples: usize,
         groups: Option<PyReadonlyArray1<'_, i64>>,
         n_groups: usize,
-        flipped: Option<PyReadonlyArray1<'_, bool>>,
+        flipped: Option<&Bound<'_, PyAny>>,
         hist_correct: PyReadonlyArray1<'_, u64>,
         hist_presented: PyReadonlyArray1<'_, u64>,
         n_epochs: usize,
@@ -287,7 +378,11 @@ impl PyLedgerCore {
         clean_labels: Option<PyReadonlyArray1<'_, i64>>,
     ) -> PyResult<Self> {
         let g = groups.as_ref().map(|a| slice(a, "groups")).transpose()?;
-        let f = flipped.as_ref().map(|a| slice(a, "flipped")).transpose()?;
+        let fa = flipped.map(|f| bool_mask(f, "flipped")).transpose()?;
+        let f = fa
+            .as_ref()
+            .map(|a| slice(a, "flipped").map(NumpyBool::from_bytes))
+            .transpose()?;
         let hc = slice(&hist_correct, "hist_correct")?;
         let hp = slice(&hist_presented, "hist_presented")?;
         let pc = slice(&pred_clean, "pred_clean")?;
@@ -307,7 +402,17 @@ impl PyLedgerCore {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    use lrdecay_core::ledger::{COUNT_COLUMNS, MAX_EPOCHS, MAX_GROUPS, MAX_LABEL, MAX_SAMPLES};
     m.add_class::<PyLedgerCore>()?;
-    m.add("LEDGER_MAX_GROUPS", lrdecay_core::ledger::MAX_GROUPS)?;
+    let limits = pyo3::types::PyDict::new(m.py());
+    limits.set_item("max_samples", MAX_SAMPLES)?;
+    limits.set_item("max_groups", MAX_GROUPS)?;
+    limits.set_item("max_epochs", MAX_EPOCHS)?;
+    limits.set_item("max_label", MAX_LABEL)?;
+    m.add("LEDGER_LIMITS", limits)?;
+    m.add(
+        "LEDGER_COUNT_COLUMNS",
+        pyo3::types::PyTuple::new(m.py(), COUNT_COLUMNS)?,
+    )?;
     Ok(())
 }

@@ -47,15 +47,20 @@ fn sgd_step_f32_ptrs(
         None if momentum != 0.0 => return Err(PyValueError::new_err("bufs are required when momentum != 0")),
         _ => {}
     }
-    let all = params.iter().chain(&grads).chain(bufs.iter().flatten());
-    if all.clone().any(|&a| a == 0 || a % std::mem::align_of::<f32>() != 0) {
-        return Err(PyValueError::new_err("every address must be a non-null, 4-byte aligned float32 buffer"));
+    // A tensor with no elements has no storage (its data_ptr() is 0): nothing to check or touch.
+    let bad = |a: usize| a == 0 || a % std::mem::align_of::<f32>() != 0;
+    let mut used = (0..n).filter(|&i| numels[i] > 0);
+    if used.any(|i| bad(params[i]) || bad(grads[i]) || bufs.as_ref().is_some_and(|b| bad(b[i]))) {
+        return Err(PyValueError::new_err(
+            "every address of a non-empty tensor must be a non-null, 4-byte aligned float32 buffer",
+        ));
     }
     let step = SgdStep { lr, momentum, dampening, weight_decay, nesterov, maximize, first_step };
     py.detach(move || {
         // SAFETY: the caller guarantees live, unaliased, contiguous float32 buffers of `numels[i]`
         // elements at these addresses for the duration of the call (module docs).
         let items = (0..n)
+            .filter(|&i| numels[i] > 0)
             .map(|i| unsafe {
                 let p = std::slice::from_raw_parts_mut(params[i] as *mut f32, numels[i]);
                 let g = std::slice::from_raw_parts(grads[i] as *const f32, numels[i]);
