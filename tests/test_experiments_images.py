@@ -370,3 +370,40 @@ def test_folder_reproduce_with_class_split(tmp_path, one_torch_thread):
     with pytest.raises(ValueError, match="use another output folder"):
         experiments.run_all(["transfer"], "tiny", data="folder", data_dir=str(tmp_path / "other"), seeds=1,
                             out_dir=str(out), progress=False)
+
+
+# ---------------------------------------------------------------------------- TrainConfig.classes
+def test_train_config_classes_selects_and_relabels(one_torch_thread, tmp_path, capsys):
+    from lrdecay.data import digits
+    from lrdecay.trainer import TrainConfig, Trainer
+
+    with pytest.raises(ValueError, match="classes selects classes of real images"):
+        TrainConfig(classes=[0, 1])
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        TrainConfig(data="digits", classes=[1, 1])
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        TrainConfig(data="digits", classes=[3])
+    with pytest.raises(TypeError, match=r"classes\[0\]"):
+        TrainConfig(data="digits", classes=[1.0, 2])
+    with pytest.raises(ValueError, match=r"classes\[1\]"):
+        TrainConfig(data="digits", classes=[1, -2])
+    cfg = TrainConfig(data="digits", classes=[np.int64(3), 1], model="resnet20", width=4, epochs=1, device="cpu",
+                      progress=False, plots=False)
+    assert cfg.classes == [3, 1] and all(type(c) is int for c in cfg.classes)
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    t = Trainer(cfg)
+    for split, d in (("train", t.data), ("test", t.test_data["test"])):
+        ref = digits(split)
+        keep = np.isin(ref.y, [3, 1])
+        np.testing.assert_array_equal(d.x.cpu().numpy(), ref.x[keep])
+        np.testing.assert_array_equal(d.y.cpu().numpy(), np.where(ref.y[keep] == 3, 0, 1))  # 3 → 0, 1 → 1
+        assert d.n_classes == 2
+    with pytest.raises(ValueError, match=r"classes must be indices in \[0, 10\)"):
+        Trainer(cfg.replace(classes=[3, 10]))
+    # the CLI flag
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", "--classes", "2,7", "--model", "resnet20", "--width", "4", "--epochs",
+                 "1", "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["classes"] == [2, 7]
+    err = _cli_error(capsys, ["train", "--data", "digits", "--classes", "2,x", "--out", str(tmp_path / "bad")])
+    assert "--classes must be comma-separated class indices" in err
