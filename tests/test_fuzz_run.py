@@ -91,6 +91,7 @@ _bad_fields = {
     "auto_window": st.one_of(st.integers(max_value=2), not_an_int), "auto_fraction": st.one_of(st.floats(max_value=-1e-12), not_finite),
     "plateau_patience": st.one_of(st.integers(max_value=-1), not_an_int), "max_decays": st.one_of(st.integers(max_value=-1), st.just(1.5)),
     "decay_train_acc": st.sampled_from([[1.5], [0.5, 0.2], "0.5", [-0.1]]), "snapshot_epochs": st.sampled_from([[0], "1", [1.5]]),
+    "classes": st.sampled_from([[0, 1], [3], "0,1"]),  # any classes without data (real images) is refused
 }
 
 
@@ -112,6 +113,22 @@ def test_train_config_valid_fields_round_trip(fields):
 def test_train_config_one_bad_field(name, data):
     rejected(TrainConfig, name, **{name: data.draw(_bad_fields[name])})
     rejected(TrainConfig.from_dict, "nope", {"nope": 1})
+
+
+@FUZZ
+@given(st.one_of(st.lists(st.integers(0, 10**6), unique=True, min_size=2, max_size=6),
+                 st.lists(st.integers(), max_size=1), st.lists(st.integers(0, 5), min_size=2, max_size=4),
+                 st.lists(st.integers(max_value=-1), min_size=2, max_size=3), st.just("0,1"), st.just([1.5, 2]),
+                 st.just([True, 2])))
+def test_train_config_classes(classes):
+    """Real images' ``classes``: at least two distinct indices >= 0, kept as Python ints, else refused by name."""
+    ok = (isinstance(classes, list) and len(classes) >= 2 and len(set(classes)) == len(classes)
+          and all(type(c) is int and c >= 0 for c in classes))
+    if ok:
+        cfg = TrainConfig(data="digits", classes=classes)
+        assert cfg.classes == classes and TrainConfig.from_json(cfg.to_json()) == cfg
+    else:
+        rejected(TrainConfig, "classes", data="digits", classes=classes)
 
 
 # ---------------------------------------------------------------------------------------- train

@@ -146,6 +146,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             fields[name] = value
     if args.milestones is not None:
         fields["milestones"] = _parse_milestones(args.milestones)
+    if args.classes is not None:
+        try:
+            fields["classes"] = [int(c) for c in args.classes.split(",") if c.strip()]
+        except ValueError:
+            raise ValueError(f"--classes must be comma-separated class indices, e.g. 0,1,2; got {args.classes!r}") from None
     if args.full_batch:
         fields["batch_size"] = None
     if args.no_graph:
@@ -202,13 +207,16 @@ def _parse_seeds(text: str | None):
     return values[0] if len(values) == 1 and "," not in text else values
 
 
-def _default_preset(device: str | None) -> str:
-    """quick on the CPU, full when CUDA is there (and not turned off with --device cpu)."""
+def _default_preset(device: str | None, data: str | None = None) -> str:
+    """quick on the CPU, full when CUDA is there (and not turned off with --device cpu); the largest preset
+    the data has (digits: quick)."""
     import torch
+
+    from lrdecay.experiments import presets_for
 
     if device == "cpu" or (device in (None, "auto") and not torch.cuda.is_available()):
         return "quick"
-    return "full"
+    return "full" if "full" in presets_for(data) else "quick"
 
 
 #: What ``reproduce`` / ``run`` write into their folder (what --overwrite may delete).
@@ -219,9 +227,14 @@ def _run_experiments(names, args) -> int:
     import time
 
     from lrdecay import experiments
+    from lrdecay.experiments.common import DOES_NOT_APPLY
     from lrdecay.report import write_report
 
-    preset = args.preset or _default_preset(args.device)
+    data = getattr(args, "data", None)
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is not None and data is None:
+        raise ValueError("--data-dir goes with --data cifar10|cifar100|folder")
+    preset = args.preset or _default_preset(args.device, data)
     seeds = _parse_seeds(args.seeds)
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -230,48 +243,61 @@ def _run_experiments(names, args) -> int:
 
         if not torch.cuda.is_available():
             raise ValueError(f"--device {args.device}: CUDA is not available on this machine (use cpu or auto)")
-    # resolve and check every experiment's settings before anything is trained or written
-    from lrdecay.experiments.runner import resolve_settings
-
-    for n in names:
-        resolve_settings(experiments.get(n), preset, seeds=seeds, device=args.device)
+    # resolve and check every experiment's settings, the data and every first-round run before anything is
+    # trained or written
+    plan = experiments.plan(names, preset, seeds=seeds, device=args.device, data=data, data_dir=data_dir)
     from lrdecay._outdir import OutputDir
 
     # one writer per report folder; an existing report needs --resume (keep its finished runs) or --overwrite
     out = OutputDir(args.out, kind="reproduce", resume=args.resume, overwrite=args.overwrite,
                     outputs=REPORT_OUTPUTS)
     t0 = time.perf_counter()
-    print(f"{args.command_line}: {', '.join(names)} on preset {preset}, {args.workers} worker(s); "
+    if data not in (None, "digits") and preset != "tiny" and plan.settings:
+        import torch
+
+        if all(s.get("device") == "cpu" or not torch.cuda.is_available() for s in plan.settings.values()):
+            print(f"note: preset {preset} on {data} is sized for one GPU (ResNets on every training image); on this "
+                  f"CPU it takes a very long time (--preset tiny checks the setup in minutes)", file=sys.stderr)
+    on = "" if data is None else f" on {plan.data_info.describe() if plan.data_info else data}"
+    skipped = "".join(f"; {n} does not apply ({why})" for n, why in plan.skipped.items())
+    print(f"{args.command_line}: {', '.join(e.name for e in plan.runnable) or 'nothing to run'}{on}, preset "
+          f"{preset}, {len(plan.first_round())} runs, executor {args.executor}, {args.workers} worker(s){skipped}; "
           f"finished runs are kept in {os.path.join(args.out, 'runs')} (add --resume to continue after a stop)",
           file=sys.stderr, flush=True)
     try:
         results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
-                                      workers=args.workers, executor=args.executor)
+                                      workers=args.workers, executor=args.executor, data=data, data_dir=data_dir)
     except KeyboardInterrupt:
         out.release()
         print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command with "
               f"--resume continues", file=sys.stderr)
         return 130
-    from lrdecay.experiments.runner import resolve_settings as _rs
-
-    threads = {_rs(experiments.get(n), preset, seeds=seeds).get("threads") for n in names}
+    threads = {s.get("threads") for s in plan.settings.values()}
+    notes = experiments.PRESET_NOTES if data is None else experiments.IMAGE_PRESET_NOTES
     meta = {
         "preset": preset,
+        "data": data,
+        "data_dir": plan.data_dir,
+        "data_text": plan.data_info.describe() if plan.data_info else None,
         "seeds": seeds if seeds is not None else "preset default",
         "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")
+        + (f" --data {data}" if data else "") + (f" --data-dir {data_dir}" if data_dir else "")
         + (f" --workers {args.workers}" if args.workers != 1 else "")
         + (f" --executor {args.executor}" if args.executor != "auto" else "") + f" --out {args.out}",
         "wall_time": time.perf_counter() - t0,
         "workers": args.workers,
         "executor": args.executor,
         "threads": min((t for t in threads if t), default=None),
-        "notes": list(experiments.PRESET_NOTES.get(preset, [])),
+        "notes": list(notes.get(preset, [])),
     }
     paths = write_report(results, args.out, meta)
     out.release()
     width = max(len(n) for n in names)
     for name, r in results.items():
-        print(f"{r['claim']}  {name:<{width}}  {r['verdict']['status']}")
+        status = r["verdict"]["status"]
+        if status == DOES_NOT_APPLY:
+            status += f" ({r['verdict']['details']['reason']})"
+        print(f"{r['claim']}  {name:<{width}}  {status}")
     print(f"report: {paths['markdown']} ({meta['wall_time']:.0f} s)")
     return 0
 
@@ -418,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--milestones", default=None,
                     help="comma-separated decay epochs of the multistep schedule (default: "
                     + ",".join(map(str, defaults["milestones"])) + ")")
+    tr.add_argument("--classes", default=None, help="real images: train and test on these classes only, e.g. "
+                    "0,1,2,3,4 (relabelled 0..k-1 in this order; default: all)")
     tr.add_argument("--full-batch", action="store_true", help="full-batch gradient descent")
     tr.add_argument("--no-graph", action="store_true", help="do not capture the step in a CUDA graph")
     tr.add_argument("--no-ledger", action="store_true", help="no per-sample ledger")
@@ -426,10 +454,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     from lrdecay.experiments import NAMES, PRESETS as EXP_PRESETS
+    from lrdecay.images import IMAGE_DATASETS
 
     def add_experiment_flags(p: argparse.ArgumentParser, out_default: str) -> None:
         p.add_argument("--preset", choices=list(EXP_PRESETS), default=None,
-                       help="tiny (seconds), quick (2-core CPU), full (GPU); default: quick on CPU, full on CUDA")
+                       help="tiny (seconds), quick (2-core CPU; on cifar10/cifar100/folder: one GPU), full (GPU); "
+                            "default: quick on CPU, full on CUDA (digits: quick)")
+        p.add_argument("--data", choices=list(IMAGE_DATASETS), default=None,
+                       help="run on real images instead of the synthetic pattern datasets: cifar10, cifar100, "
+                            "folder (with --data-dir) or digits (scikit-learn's); complexity does not apply")
+        p.add_argument("--data-dir", default=None,
+                       help="the folder holding --data (CIFAR: cifar-10-batches-py/ or cifar-100-python/ or their "
+                            "parent; folder: DIR/train/<class>/... and DIR/test/<class>/...); never downloaded")
         p.add_argument("--seeds", default=None, help="number of seeds (e.g. 3) or a list (e.g. 0,1,2); default: the preset's")
         p.add_argument("--out", default=out_default, help=f"output folder (default: {out_default})")
         p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the preset's)")
@@ -519,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as exc:  # ImportError: an extra
         parser.exit(2, f"lrdecay {args.command}: error: {exc}\n")
 
 

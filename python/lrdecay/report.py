@@ -93,9 +93,13 @@ def _key_numbers(result: Mapping[str, Any]) -> str:
 
 def verdict_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     """Markdown table: claim, experiment, verdict, key numbers (mean ± std over seeds)."""
+    from lrdecay.experiments.common import DOES_NOT_APPLY
+
     lines = ["| claim | experiment | verdict | key numbers (mean ± std over seeds) |", "|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| {r['claim']} | `{name}` | **{r['verdict']['status']}** | {_key_numbers(r)} |")
+        v = r["verdict"]
+        numbers = v["details"].get("reason", "") if v["status"] == DOES_NOT_APPLY else _key_numbers(r)
+        lines.append(f"| {r['claim']} | `{name}` | **{v['status']}** | {numbers} |")
     return "\n".join(lines)
 
 
@@ -135,11 +139,16 @@ def _training_line(r: Mapping[str, Any]) -> str:
 
 def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The text of ``report.md``."""
+    from lrdecay.experiments.common import DOES_NOT_APPLY
+
+    data = meta.get("data")
     parts = [
         "# lrdecay: reproducing “How Does Learning Rate Decay Help Modern Neural Networks?”",
         "",
         f"- date: {meta.get('date', '')}",
         f"- machine: {meta.get('machine_text', meta.get('machine', ''))}",
+        "- data: " + ("the synthetic pattern datasets" if data is None
+                      else f"`{data}`" + (f" — {meta['data_text']}" if meta.get("data_text") else "")),
         f"- preset: `{meta.get('preset', '')}`, seeds: {meta.get('seeds', 'preset default')}",
         f"- command: `{meta.get('command', '')}`",
         f"- total wall time: {meta.get('wall_time', 0.0):.0f} s"
@@ -159,6 +168,11 @@ def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str,
         parts += ["## Notes on the presets", "", *[f"- {n}" for n in meta["notes"]], ""]
     for name, r in results.items():
         v = r["verdict"]
+        if v["status"] == DOES_NOT_APPLY:
+            parts += [f"## {r['claim']} — {r['title']} (`{name}`)", "", f"**Claim.** {r['claim_text']}", "",
+                      f"**Does not apply** to {'the pattern datasets' if data is None else f'`{data}`'}: the "
+                      f"experiment {v['details'].get('reason', '')}.", ""]
+            continue
         parts += [
             f"## {r['claim']} — {r['title']} (`{name}`)",
             "",

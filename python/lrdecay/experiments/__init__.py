@@ -6,6 +6,10 @@ runs several on one preset (shared runs trained once, resumable through ``out_di
 :func:`run` one. Each record's verdict comes from its ``judge`` applied to the per-seed numbers, following
 its ``rule``. The ``quick`` and ``full`` settings come from the pre-registered regime search
 (:mod:`lrdecay.experiments.regime`, ``docs/regime/``); their seeds were never seen by it.
+
+``data="cifar10"|"cifar100"|"digits"|"folder"`` (with ``data_dir``) runs the experiments that apply to
+real images on their image presets (:data:`IMAGE_PRESETS` lists them per data); ``complexity`` needs
+pattern groups and reports that it does not apply.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any, Mapping, Sequence
 
-__all__ = ["EXPERIMENTS", "NAMES", "PRESETS", "PRESET_NOTES", "get", "run", "run_all"]
+__all__ = ["EXPERIMENTS", "NAMES", "PRESETS", "PRESET_NOTES", "IMAGE_PRESETS", "IMAGE_PRESET_NOTES", "get", "run",
+           "run_all", "plan", "presets_for"]
 
 #: name -> claim id, in report order
 NAMES = {
@@ -29,6 +34,18 @@ EXPERIMENTS = tuple(NAMES)
 
 #: The experiment presets: tiny (seconds, tests and CI), quick (the 2-core CPU), full (a GPU).
 PRESETS = ("tiny", "quick", "full")
+#: The presets on real images, per data: tiny (a CPU smoke test), quick and full (one GPU; digits: quick on
+#: a 2-core CPU, no full).
+IMAGE_PRESETS = {"digits": ("tiny", "quick"), "cifar10": PRESETS, "cifar100": PRESETS, "folder": PRESETS}
+
+
+def presets_for(data: str | None = None) -> tuple[str, ...]:
+    """The preset names for ``data`` (None: the pattern datasets)."""
+    if data is None:
+        return PRESETS
+    if data not in IMAGE_PRESETS:
+        raise ValueError(f"data must be None or one of {list(IMAGE_PRESETS)}, got {data!r}")
+    return IMAGE_PRESETS[data]
 
 
 def get(name: str):
@@ -50,12 +67,34 @@ def run_all(
     executor: str = "auto",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
+    data: str | None = None,
+    data_dir: str | None = None,
 ) -> dict[str, dict]:
-    """Run the experiments ``names`` on ``preset``; see :func:`lrdecay.experiments.runner.run_experiments`."""
+    """Run the experiments ``names`` on ``preset`` (on real images with ``data`` / ``data_dir``); see
+    :func:`lrdecay.experiments.runner.run_experiments`."""
     from lrdecay.experiments.runner import run_experiments
 
     return run_experiments([get(n) for n in names], preset, seeds=seeds, out_dir=out_dir, device=device,
-                           workers=workers, executor=executor, overrides=overrides, progress=progress)
+                           workers=workers, executor=executor, overrides=overrides, progress=progress, data=data,
+                           data_dir=data_dir)
+
+
+def plan(
+    names: Sequence[str] = EXPERIMENTS,
+    preset: str = "quick",
+    *,
+    seeds: Sequence[int] | int | None = None,
+    device: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    data: str | None = None,
+    data_dir: str | None = None,
+):
+    """What :func:`run_all` would do, checked (settings, data, every first-round run) without training or
+    writing anything; see :func:`lrdecay.experiments.runner.plan_experiments`."""
+    from lrdecay.experiments.runner import plan_experiments
+
+    return plan_experiments([get(n) for n in names], preset, seeds=seeds, device=device, overrides=overrides,
+                            data=data, data_dir=data_dir)
 
 
 def run(name: str, preset: str = "quick", *, overrides: Mapping[str, Any] | None = None, **kwargs) -> dict:
@@ -64,6 +103,17 @@ def run(name: str, preset: str = "quick", *, overrides: Mapping[str, Any] | None
 
 
 #: What was tried while choosing each preset (shown in the report). Rules were never changed to a result.
+IMAGE_PRESET_NOTES: dict[str, list[str]] = {
+    "tiny": ["tiny is a smoke test on real images (a few hundred images, a narrow ResNet-20, a few epochs): its "
+             "verdicts mean nothing."],
+    "quick": ["The image presets were not chosen by a search: they follow the usual CIFAR recipe (SGD momentum "
+              "0.9, LR 0.1 decayed ×0.1 twice, batch 128, weight decay 5e-4, crop + flip), with 20% "
+              "symmetric label noise (C4's flipped images) and small LR 0.01."],
+    "full": ["The image presets were not chosen by a search: they follow the usual CIFAR recipe (He et al. 2016: "
+             "ResNet-56, 160 epochs, decays at 80 and 120), with 20% symmetric label noise (C4's flipped "
+             "images) and small LR 0.01."],
+}
+
 PRESET_NOTES: dict[str, list[str]] = {
     "tiny": ["tiny is a smoke test (4-class toy data, 600 samples, 6 epochs): its verdicts mean nothing."],
     "quick": [

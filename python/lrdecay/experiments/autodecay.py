@@ -34,6 +34,8 @@ _ARMS = {"auto_window": 5, "auto_fraction": 0.1, "plateau_patience": 3, "plateau
          "target_tol": 0.005}
 PRESETS: dict[str, dict[str, Any]] = {p: {**base.BASE_PRESETS[p], **_ARMS} for p in base.BASE_PRESETS}
 PRESETS["tiny"].update(auto_window=3, plateau_patience=1)
+IMAGE_PRESETS = base.image_presets(
+    lambda data, preset: {**_ARMS, **({"auto_window": 3, "plateau_patience": 1} if preset == "tiny" else {})})
 
 RULE = (
     "Target per seed: the fixed-milestone run's best test accuracy − `target_tol`. Supported if, on every "
@@ -142,4 +144,6 @@ EXPERIMENT = Experiment(
     verdict_keys=("epochs_to_target_fixed", "epochs_to_target_auto", "epochs_to_target_plateau",
                   "final_test_fixed", "final_test_auto"),
     runs=runs, measure=measure, present=present, setup=setup,
+    applies_to=("patterns", "images"), image_presets=IMAGE_PRESETS,
+    prepare=base.prepare_images,
 )

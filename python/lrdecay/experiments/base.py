@@ -82,6 +82,8 @@ def base_runs(settings: Mapping[str, Any], seed: int, schedules=SCHEDULES) -> di
 
 def describe(settings: Mapping[str, Any]) -> str:
     """One paragraph describing the base setting (used in every experiment's setup text)."""
+    if settings.get("data") is not None:  # real images: see the block at the end of this module
+        return describe_images(settings)
     s = settings
     noise = f"{s['label_noise']:.0%} symmetric label noise" if s.get("label_noise") else "no label noise"
     return (
@@ -90,4 +92,92 @@ def describe(settings: Mapping[str, Any]) -> str:
         f"BatchNorm. SGD momentum {s['momentum']}, weight decay {s['weight_decay']}, batch {s['batch_size']}, "
         f"{s['epochs']} epochs. lrDecay: LR {s['lr']} × {s['gamma']} at epochs {s['milestones']}; "
         f"large: constant {s['lr']}; small: constant {s['lr_small']}. Seeds {s['seeds']}."
+    )
+
+
+# ============================================================================ real images (issue 12)
+# Kept apart from the pattern presets above, which the pre-registered regime search chooses. No search
+# chose these. They follow the usual CIFAR recipe (He et al. 2016: SGD with momentum 0.9, LR 0.1 decayed
+# ×0.1 twice, batch 128, weight decay 5e-4, random crop + flip), with 20% symmetric label noise (C4's
+# flipped images) and small LR 0.01; sized for one GPU: `quick` ResNet-20, 60 epochs, 3 seeds; `full`
+# ResNet-56, 160 epochs (milestones 80, 120 as in He et al.), 5 seeds. `tiny` (every data kind) is a CPU
+# smoke test on a 256-image subset: its verdicts mean nothing. `digits` (8×8 images, 1,442 for training)
+# has `tiny` (CI) and `quick` (a 2-core CPU), no GPU preset.
+_IMAGE_SGD = {"lr": 0.1, "lr_small": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "gamma": 0.1, "label_noise": 0.2}
+_IMAGE_TINY = {**_IMAGE_SGD, "model": "resnet20", "width": 4, "train_subset": 256, "epochs": 4, "milestones": [2, 3],
+               "batch_size": 64, "seeds": [0, 1], "device": "cpu", "threads": 1}
+_IMAGE_GPU = {
+    "quick": {**_IMAGE_SGD, "model": "resnet20", "epochs": 60, "milestones": [30, 45], "batch_size": 128,
+              "seeds": [0, 1, 2], "device": "auto", "threads": None},
+    "full": {**_IMAGE_SGD, "model": "resnet56", "epochs": 160, "milestones": [80, 120], "batch_size": 128,
+             "seeds": [0, 1, 2, 3, 4], "device": "auto", "threads": None},
+}
+BASE_IMAGE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "digits": {
+        "tiny": {**_IMAGE_SGD, "model": "resnet20", "width": 8, "epochs": 6, "milestones": [2, 4], "batch_size": 64,
+                 "seeds": [0, 1], "device": "cpu", "threads": 1},
+        "quick": {**_IMAGE_SGD, "model": "resnet20", "width": 16, "epochs": 30, "milestones": [10, 20],
+                  "batch_size": 64, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
+    },
+    **{data: {"tiny": _IMAGE_TINY, **_IMAGE_GPU} for data in ("cifar10", "cifar100", "folder")},
+}
+
+__all__ += ["BASE_IMAGE_PRESETS", "image_presets", "prepare_images", "describe_images", "augment_text", "MODEL_TITLES"]
+
+MODEL_TITLES = {"resnet20": "ResNet-20", "resnet56": "ResNet-56", "resnet18": "ResNet-18", "mlp": "MLP"}
+
+
+def image_presets(extra=None) -> dict[str, dict[str, dict[str, Any]]]:
+    """:data:`BASE_IMAGE_PRESETS` (copied) with ``extra(data, preset)`` (a dict of more settings) merged into each."""
+    import copy
+
+    return {data: {p: {**copy.deepcopy(s), **(extra(data, p) if extra else {})} for p, s in by_preset.items()}
+            for data, by_preset in BASE_IMAGE_PRESETS.items()}
+
+
+def prepare_images(settings: dict) -> dict:
+    """The ``prepare`` of every experiment on real images: ``train_subset`` is at most the training images
+    there are (None: all of them), so a tiny preset runs on a small folder. Identical for every experiment,
+    so their shared runs stay one run each. Pattern settings pass unchanged."""
+    if settings.get("data") is None or settings.get("train_subset") is None:
+        return settings
+    from lrdecay.experiments import realdata
+
+    meta = realdata.info(settings["data"], settings.get("data_dir"), settings.get("image_size", 32))
+    if settings["train_subset"] >= meta.n_train_of(settings.get("classes")):
+        return {**settings, "train_subset": None}
+    return settings
+
+
+def augment_text(settings: Mapping[str, Any]) -> str:
+    """The augmentation of the settings' image runs, in words."""
+    aug = settings.get("augment", "auto")
+    if aug == "auto":
+        aug = "none" if settings["data"] == "digits" else "crop+flip"
+    pad = settings.get("crop_padding", 4)
+    return {"none": "none", "crop": f"random crop (zero padding {pad})", "flip": "horizontal flip",
+            "crop+flip": f"random crop (zero padding {pad}) + horizontal flip"}[aug]
+
+
+def describe_images(settings: Mapping[str, Any]) -> str:
+    """One paragraph describing the base setting on real images (reads what the data holds)."""
+    from lrdecay.experiments import realdata
+
+    s = settings
+    meta = realdata.info(s["data"], s.get("data_dir"), s.get("image_size", 32))
+    classes = s.get("classes")
+    n = meta.n_train_of(classes)
+    of = "" if classes is None else f" of classes {classes}"
+    sub = (f"a class-balanced subset of {s['train_subset']:,} of the {n:,} training images{of}"
+           if s.get("train_subset") is not None else f"all {n:,} training images{of}")
+    noise = f"{s['label_noise']:.0%} symmetric label noise" if s.get("label_noise") else "no label noise"
+    width = f" (first-stage width {s['width']})" if s.get("width") else ""
+    return (
+        f"Data: {meta.describe()}; {sub}, the whole test split{of} as the test set, {noise} on the training "
+        f"labels; augmentation: {augment_text(s)}"
+        + ("" if augment_text(s) == "none" else " (on the device, drawn per image and epoch)") + ". Model: "
+        f"{MODEL_TITLES.get(s['model'], s['model'])}{width}. SGD momentum {s['momentum']}, weight decay "
+        f"{s['weight_decay']}, batch {s['batch_size']}, {s['epochs']} epochs. lrDecay: LR {s['lr']} × {s['gamma']} "
+        f"at epochs {s['milestones']}; large: constant {s['lr']}; small: constant {s['lr_small']}. "
+        f"Seeds {s['seeds']}."
     )

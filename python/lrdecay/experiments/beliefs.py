@@ -120,4 +120,6 @@ EXPERIMENT = Experiment(
     verdict_keys=("early_loss_small", "early_loss_large", "final_train_acc_small", "final_train_acc_lrDecay",
                   "final_test_acc_small", "final_test_acc_large", "final_test_acc_lrDecay"),
     runs=runs, measure=measure, present=present, setup=setup,
+    applies_to=("patterns", "images"), image_presets=base.image_presets(),
+    prepare=base.prepare_images,
 )

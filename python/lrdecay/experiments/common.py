@@ -2,11 +2,12 @@
 (series, sharpness, epochs to target), plots, and the result dict.
 
 The result dict of every experiment has the keys ``name``, ``claim``, ``title``, ``claim_text``,
-``setup``, ``preset``, ``settings``, ``seeds``, ``per_seed`` (metric -> list, one value per seed),
-``summary`` (metric -> {mean, std, values}), ``verdict_keys`` (the numbers the rule reads), ``table``
-({headers, rows} of "mean ± std" strings), ``curves``, ``verdict`` ({status, rule, details}), ``plots``
-(PNG file names), ``notes``, ``training`` (runs, shared runs, runs read back, training seconds) and
-``wall_time`` (seconds of measuring and presenting; training is in ``training``).
+``setup``, ``preset``, ``data`` (None: the pattern datasets, else the real image data), ``settings``,
+``seeds``, ``per_seed`` (metric -> list, one value per seed), ``summary`` (metric -> {mean, std,
+values}), ``verdict_keys`` (the numbers the rule reads), ``table`` ({headers, rows} of "mean ± std"
+strings), ``curves``, ``verdict`` ({status, rule, details}), ``plots`` (PNG file names), ``notes``,
+``training`` (runs, shared runs, runs read back, training seconds) and ``wall_time`` (seconds of
+measuring and presenting; training is in ``training``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "SUPPORTED",
     "NOT_SUPPORTED",
     "INCONCLUSIVE",
+    "DOES_NOT_APPLY",
     "PRESET_NAMES",
     "Verdict",
     "stat",
@@ -38,12 +40,15 @@ __all__ = [
     "mean_curve",
     "line_plot",
     "finish_result",
+    "not_applicable_result",
     "log",
 ]
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive"
+#: Not a verdict: the experiment was not run because the data cannot support it (e.g. no pattern groups).
+DOES_NOT_APPLY = "does not apply"
 PRESET_NAMES = ("tiny", "quick", "full")
 
 
@@ -238,6 +243,7 @@ def finish_result(
         "claim_text": exp.claim_text,
         "setup": exp.setup(settings),
         "preset": preset,
+        "data": settings.get("data"),
         "settings": _jsonable(dict(settings)),
         "seeds": list(seeds),
         "per_seed": _jsonable(dict(per_seed)),
@@ -250,6 +256,34 @@ def finish_result(
         "notes": list(notes),
         "training": _jsonable(dict(training or {})),
         "wall_time": time.perf_counter() - t0,
+    }
+
+
+def not_applicable_result(exp: Any, *, preset: str, data: str | None, reason: str) -> dict:
+    """The result dict of an experiment that was not run because it does not apply to ``data``: the common
+    shape, verdict status :data:`DOES_NOT_APPLY`, ``reason`` in the verdict details and the notes, no
+    numbers, no runs."""
+    on = "the pattern datasets" if data is None else f"`{data}`"
+    return {
+        "name": exp.name,
+        "claim": exp.claim,
+        "title": exp.title,
+        "claim_text": exp.claim_text,
+        "setup": f"Not run on {on}: the experiment {reason}.",
+        "preset": preset,
+        "data": data,
+        "settings": {},
+        "seeds": [],
+        "per_seed": {},
+        "summary": {},
+        "verdict_keys": list(exp.verdict_keys),
+        "table": {"headers": [], "rows": []},
+        "curves": {},
+        "verdict": {"status": DOES_NOT_APPLY, "rule": exp.rule, "details": {"reason": reason}},
+        "plots": [],
+        "notes": [f"Does not apply to {on}: {reason}."],
+        "training": {"runs": 0, "shared_runs": 0, "cached_runs": 0, "train_time": 0.0},
+        "wall_time": 0.0,
     }
 
 

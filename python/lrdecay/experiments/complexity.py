@@ -137,4 +137,6 @@ EXPERIMENT = Experiment(
     presets=base.BASE_PRESETS, options=base.BASE_OPTIONS, rule=RULE, judge=judge,
     verdict_keys=("easy_e1", "easy_final", "complex_e1", "complex_e2", "complex_final", "complex_e2_large"),
     runs=runs, measure=measure, present=present, setup=setup,
+    applies_to=("patterns",),
+    needs="pattern groups (an easy and a complex pattern, each with its own probe test set)",
 )

@@ -12,6 +12,10 @@ over the same window before it. The window is a tenth of the run's own first sta
 A seed is *valid* only if both runs decayed below 0.95 training accuracy (a run that has fitted its
 training set has nothing left to gain at the decay) and each run's curve moves by at least the floor
 (0.005) in one of its two windows: 0/0 is never "smooth".
+
+On real images both runs train on a class-balanced subset of ``gd_n_train`` training images (at most all
+of them) and *without augmentation*: a random crop or flip drawn anew at every step would make full-batch
+GD stochastic again, and SGD must see the same images to be compared with it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from lrdecay.experiments.runner import Experiment, config_from
 
 OPTIONS = {
     **base.BASE_OPTIONS,
-    "gd_n_train": "training samples of both C2 runs (the C1 construction; full batches must be affordable)",
+    "gd_n_train": "training samples of both C2 runs (the C1 construction; full batches must be affordable; "
+                  "real images: a class-balanced subset, at most all of them)",
     "gd_steps": "full-batch GD steps (its whole budget)",
 }
 _GD = {
@@ -47,6 +52,16 @@ _GD = {
     "full": {"gd_n_train": 10_000, "gd_steps": 1_000},
 }
 PRESETS = {p: {**base.BASE_PRESETS[p], **_GD[p]} for p in base.BASE_PRESETS}
+
+# Real images: no augmentation (see the module docstring). A full batch of 5,000 CIFAR images holds ~10 GB
+# of ResNet-20 activations and ~30 GB of ResNet-56's (float32), so both GPU presets fit one 40 GB GPU.
+_GD_IMAGES = {
+    "digits": {"tiny": {"gd_n_train": 256, "gd_steps": 40}, "quick": {"gd_n_train": 500, "gd_steps": 500}},
+    "other": {"tiny": {"gd_n_train": 128, "gd_steps": 30}, "quick": {"gd_n_train": 5_000, "gd_steps": 2_000},
+              "full": {"gd_n_train": 5_000, "gd_steps": 3_000}},
+}
+IMAGE_PRESETS = base.image_presets(
+    lambda data, preset: {**_GD_IMAGES["digits" if data == "digits" else "other"][preset], "augment": "none"})
 
 # Fixed before any result was seen (SGD_MIN, GD_MAX); FLOOR and FIT_MAX added with the matched-accuracy
 # design (issue 9), before any run of it.
@@ -82,6 +97,14 @@ def window_steps(first_decay: int) -> int:
 def setup(settings: Mapping[str, Any]) -> str:
     """The setup paragraph of the report section."""
     s = settings
+    if s.get("data") is not None:
+        return (
+            base.describe(s) + f" C2 runs: both on a class-balanced subset of {s['gd_n_train']:,} training images "
+            f"with augmentation {base.augment_text(s)}. SGD: batch {s['batch_size']}, {s['epochs']} epochs, LR "
+            f"{s['lr']} × {s['gamma']} at epochs {s['milestones']}. GD: full batch, at most {s['gd_steps']} steps, "
+            f"the same LRs, each decay when GD's training accuracy first reaches SGD's at the matching decay. "
+            f"Sharpness window: 1 epoch (SGD); a tenth of its steps before the decay (GD)."
+        )
     return (
         f"Data: preset `{s['preset']}` (the C1 construction), {s['gd_n_train']:,} training samples, "
         + (f"{s['label_noise']:.0%} symmetric label noise" if s.get("label_noise") else "no label noise")
@@ -93,8 +116,27 @@ def setup(settings: Mapping[str, Any]) -> str:
     )
 
 
+def _size(settings) -> dict:
+    """The C2 training set's size: ``n_train`` of the pattern data, a ``train_subset`` of real images."""
+    if settings.get("data") is not None:
+        return {"train_subset": settings["gd_n_train"]}
+    return {"n_train": settings["gd_n_train"], "probe_groups": False}
+
+
+def prepare(settings: dict) -> dict:
+    """Real images: :func:`~lrdecay.experiments.base.prepare_images`, and ``gd_n_train`` is at most the
+    number of training images (a small folder)."""
+    settings = base.prepare_images(settings)
+    if settings.get("data") is not None:
+        from lrdecay.experiments import realdata
+
+        meta = realdata.info(settings["data"], settings.get("data_dir"), settings.get("image_size", 32))
+        settings = {**settings, "gd_n_train": min(settings["gd_n_train"], meta.n_train_of(settings.get("classes")))}
+    return settings
+
+
 def _sgd_config(settings, seed):
-    return config_from(settings, seed=seed, n_train=settings["gd_n_train"], schedule="multistep", probe_groups=False)
+    return config_from(settings, seed=seed, schedule="multistep", **_size(settings))
 
 
 def _thresholds(settings, sgd_history) -> list[float]:
@@ -113,7 +155,7 @@ def runs(settings: Mapping[str, Any], seed: int, done: Mapping) -> dict:
     req = {"sgd": _sgd_config(settings, seed)}
     if "sgd" in done:
         req["gd"] = config_from(
-            settings, seed=seed, n_train=settings["gd_n_train"], probe_groups=False, batch_size=None,
+            settings, seed=seed, **_size(settings), batch_size=None,
             epochs=settings["gd_steps"], schedule="train_acc", decay_train_acc=_thresholds(settings, done["sgd"].history),
             eval_every=settings["gd_steps"],
         )
@@ -187,4 +229,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS, options=OPTIONS, rule=RULE, judge=judge,
     verdict_keys=("ratio_sgd1", "ratio_gd1", "train_acc_at_decay1_sgd", "train_acc_at_decay1_gd"),
     runs=runs, measure=measure, present=present, setup=setup,
+    applies_to=("patterns", "images"), image_presets=IMAGE_PRESETS, prepare=prepare,
 )

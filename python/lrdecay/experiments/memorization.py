@@ -128,4 +128,6 @@ EXPERIMENT = Experiment(
     verdict_keys=("mem_eval_stage1_lrDecay", "mem_eval_stage1_small", "mem_eval_final_lrDecay",
                   "mem_epoch_stage1_lrDecay", "mem_epoch_stage1_small"),
     runs=runs, measure=measure, present=present, setup=setup,
+    applies_to=("patterns", "images"), image_presets=base.image_presets(),
+    prepare=base.prepare_images,
 )

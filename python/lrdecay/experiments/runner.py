@@ -17,22 +17,33 @@ An experiment says *what* it needs and *how* it judges; the runner does everythi
    them. ``verdict_keys`` are the numbers the rule reads (shown in the report's verdict table).
 4. **Presentation.** ``Experiment.present(settings, per_seed, runs_by_seed, out_dir)`` returns the table,
    curves, plots and notes of the report section.
+
+**Data.** ``data=None`` runs on the synthetic pattern datasets with ``Experiment.presets``; ``data`` one of
+``cifar10``, ``cifar100``, ``digits``, ``folder`` (with ``data_dir``) runs on real images with
+``Experiment.image_presets[data]``. An experiment whose ``applies_to`` lacks the data's kind, or whose
+``prepare`` raises :class:`NotApplicable`, is not run: its result says it does not apply and why. Before
+anything is trained or written, :func:`plan_experiments` resolves every setting, reads what the data holds
+and checks every run of the first round against it (:mod:`lrdecay.experiments.realdata`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-
-from lrdecay.experiments.common import Verdict, finish_result, log
+from lrdecay.experiments import realdata
+from lrdecay.experiments.common import Verdict, finish_result, log, not_applicable_result
 
 __all__ = [
     "Experiment",
+    "NotApplicable",
+    "Plan",
+    "plan_experiments",
     "RunOutput",
     "RUNNER_KEYS",
     "resolve_settings",
@@ -64,6 +75,14 @@ class Experiment:
         present: ``(settings, per_seed, runs_by_seed, out_dir) -> (table, curves, plots, notes)``.
         setup: ``(settings) -> str``, the setup paragraph of the report.
         applies_to: data kinds the experiment applies to (``"patterns"``, ``"images"``).
+        image_presets: data name (``cifar10``, ``cifar100``, ``digits``, ``folder``) → preset name →
+            settings, for the experiments that apply to ``"images"``.
+        needs: what the experiment needs that the data kinds outside ``applies_to`` lack (the report's
+            "does not apply" reason).
+        prepare: optional ``(settings) -> settings``, called once on the resolved settings before any run is
+            requested: settles choices that depend on the data (transfer's target), checks what only the
+            experiment knows. Raises :class:`NotApplicable` when the data cannot support the experiment,
+            ValueError / FileNotFoundError to stop before anything is trained.
     """
 
     name: str
@@ -80,6 +99,13 @@ class Experiment:
     setup: Callable[[Mapping[str, Any]], str]
     options: Mapping[str, str] = field(default_factory=dict)
     applies_to: tuple[str, ...] = ("patterns",)
+    image_presets: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    needs: str = ""
+    prepare: Callable[[dict], dict] | None = None
+
+
+class NotApplicable(Exception):
+    """Raised by an experiment's ``prepare``: it does not apply to this data (the message says why)."""
 
 
 @dataclass
@@ -102,6 +128,18 @@ def _config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainConfig)}
 
 
+def presets_for(exp: Experiment, data: str | None = None) -> Mapping[str, Mapping[str, Any]]:
+    """The experiment's presets for ``data`` (None: the pattern presets); ValueError when it does not apply."""
+    kind = realdata.kind(data)
+    if kind not in exp.applies_to:
+        raise ValueError(f"{exp.name} does not apply to {kind} (data={data!r}): it needs {exp.needs or kind}")
+    if data is None:
+        return exp.presets
+    if data not in exp.image_presets:
+        raise ValueError(f"{exp.name} has no presets for data={data!r}; it has {sorted(exp.image_presets)}")
+    return exp.image_presets[data]
+
+
 def resolve_settings(
     exp: Experiment,
     preset: str,
@@ -109,11 +147,20 @@ def resolve_settings(
     seeds: Sequence[int] | int | None = None,
     overrides: Mapping[str, Any] | None = None,
     device: str | None = None,
+    data: str | None = None,
+    data_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """``exp.presets[preset]`` with ``overrides``, ``seeds`` and ``device`` applied, every key checked."""
-    if not isinstance(preset, str) or preset not in exp.presets:
-        raise ValueError(f"preset must be one of {sorted(exp.presets)}, got {preset!r}")
-    settings = copy.deepcopy(dict(exp.presets[preset]))
+    """The preset's settings (``exp.presets[preset]``, or ``exp.image_presets[data][preset]`` for real
+    images, with ``data`` and the absolute ``data_dir`` added) with ``overrides``, ``seeds`` and ``device``
+    applied, every key checked. Does not read the data (see :func:`plan_experiments`)."""
+    data, data_dir = realdata.check_data_args(data, data_dir)
+    presets = presets_for(exp, data)
+    if not isinstance(preset, str) or preset not in presets:
+        on = "" if data is None else f" for data={data!r}"
+        raise ValueError(f"preset must be one of {sorted(presets)}{on}, got {preset!r}")
+    settings = copy.deepcopy(dict(presets[preset]))
+    if data is not None:
+        settings.update(data=data, data_dir=data_dir)
     allowed = _config_fields() | RUNNER_KEYS | set(exp.options)
     for source, keys in (("preset " + repr(preset), settings), ("overrides", overrides or {})):
         unknown = sorted(set(keys) - allowed)
@@ -237,6 +284,88 @@ def execute(
             tmp.cleanup()
 
 
+# ============================================================================ the plan
+@dataclass
+class Plan:
+    """What :func:`run_experiments` will do, settled before anything is trained or written.
+
+    ``settings`` holds the resolved (and prepared) settings of the experiments that run, ``skipped`` why
+    the others do not apply, ``data_info`` what the real image data holds (None for pattern data)."""
+
+    experiments: list[Experiment]
+    preset: str
+    data: str | None
+    data_dir: str | None
+    settings: dict[str, dict]
+    skipped: dict[str, str]
+    data_info: Any = None
+
+    @property
+    def runnable(self) -> list[Experiment]:
+        """The experiments that run, in order."""
+        return [e for e in self.experiments if e.name in self.settings]
+
+    def first_round(self) -> dict[str, Any]:
+        """``{run key: TrainConfig}`` of the runs requested before any is trained."""
+        out = {}
+        for e in self.runnable:
+            s = self.settings[e.name]
+            for seed in s["seeds"]:
+                for cfg in e.runs(s, seed, {}).values():
+                    out[run_key(cfg)] = cfg
+        return out
+
+
+def _not_applicable_reason(exp: Experiment, data: str | None) -> str:
+    kind = realdata.kind(data)
+    return (f"needs {exp.needs}" if exp.needs else f"applies to {' and '.join(exp.applies_to)} only") + (
+        f"; {realdata.TITLES.get(data, data)} has none" if kind == "images" and exp.needs else "")
+
+
+def plan_experiments(
+    experiments: Sequence[Experiment],
+    preset: str,
+    *,
+    seeds: Sequence[int] | int | None = None,
+    device: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    data: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> Plan:
+    """Resolve every experiment's settings, read what the data holds (real images), run each experiment's
+    ``prepare`` and check every first-round run against its data. Raises (ValueError, TypeError,
+    FileNotFoundError) before anything is trained or written; trains nothing itself."""
+    data, data_dir = realdata.check_data_args(data, data_dir)
+    names = [e.name for e in experiments]
+    if len(set(names)) != len(names):
+        raise ValueError(f"experiments must be distinct, got {names}")
+    unknown = sorted(set(overrides or {}) - set(names))
+    if unknown:
+        raise ValueError(f"overrides name experiments {unknown} that are not run; running {names}")
+    kind = realdata.kind(data)
+    settings: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for e in experiments:
+        if kind not in e.applies_to:
+            skipped[e.name] = _not_applicable_reason(e, data)
+            continue
+        settings[e.name] = resolve_settings(e, preset, seeds=seeds, overrides=(overrides or {}).get(e.name),
+                                            device=device, data=data, data_dir=data_dir)
+    data_info = None
+    if data is not None and settings:  # the data is there (and readable) before any experiment looks at it
+        data_info = realdata.info(data, data_dir, next(iter(settings.values())).get("image_size", 32))
+    for e in experiments:
+        if e.name in settings and e.prepare is not None:
+            try:
+                settings[e.name] = e.prepare(settings[e.name])
+            except NotApplicable as exc:
+                skipped[e.name] = str(exc)
+                del settings[e.name]
+    plan = Plan(list(experiments), preset, data, data_dir, settings, skipped, data_info)
+    realdata.check_configs(plan.first_round().values())
+    return plan
+
+
 # ============================================================================ the runner
 def run_experiments(
     experiments: Sequence[Experiment],
@@ -249,23 +378,59 @@ def run_experiments(
     executor: str = "auto",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
+    data: str | None = None,
+    data_dir: str | os.PathLike | None = None,
 ) -> dict[str, dict]:
-    """Run ``experiments`` on ``preset``: resolve and check every setting first, train every distinct run
-    once through the sweep engine (``executor``, ``workers``; resumable through ``out_dir/runs/``), then
-    measure, judge and present each experiment. Returns ``{name: result dict}`` (see
-    :func:`lrdecay.experiments.common.finish_result`).
+    """Run ``experiments`` on ``preset``: plan (resolve and check every setting, and the data, first; see
+    :func:`plan_experiments`), train every distinct run once through the sweep engine (``executor``,
+    ``workers``; resumable through ``out_dir/runs/``), then measure, judge and present each experiment.
+    Returns ``{name: result dict}`` in the order of ``experiments`` (see
+    :func:`lrdecay.experiments.common.finish_result`); an experiment that does not apply to the data gets a
+    result saying so (:func:`~lrdecay.experiments.common.not_applicable_result`).
 
-    ``overrides`` maps an experiment name to settings changes for it.
+    ``overrides`` maps an experiment name to settings changes for it. ``data`` / ``data_dir``: real images
+    (``cifar10``, ``cifar100``, ``digits``, ``folder``) instead of the pattern datasets.
     """
     t_start = time.perf_counter()
-    settings = {e.name: resolve_settings(e, preset, seeds=seeds, overrides=(overrides or {}).get(e.name),
-                                         device=device) for e in experiments}
+    try:
+        plan = plan_experiments(experiments, preset, seeds=seeds, device=device, overrides=overrides, data=data,
+                                data_dir=data_dir)
+        return _run_plan(plan, out_dir=out_dir, executor=executor, workers=workers, progress=progress,
+                         t_start=t_start)
+    finally:
+        realdata.clear_cache()
+
+
+def _check_stored_data(configs: Mapping[str, Any], run_dir: str | None) -> None:
+    """A run id leaves ``data_dir`` out (a data set may move); a run stored in ``run_dir`` on real images
+    from another folder is not these images' run: refuse it instead of reading it back."""
+    if not run_dir:
+        return
+    from lrdecay.sweep.store import SweepStore
+
+    store = SweepStore(run_dir) if os.path.isdir(run_dir) else None
+    for key, cfg in configs.items():
+        if store is None or cfg.data is None or cfg.data_dir is None:
+            continue
+        path = os.path.join(store.run_dir(key), "config.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f).get("data_dir")
+        if stored is not None and os.path.abspath(stored) != os.path.abspath(cfg.data_dir):
+            raise ValueError(f"{run_dir} holds this run on {cfg.data} from {stored}, not from {cfg.data_dir}: "
+                             f"use another output folder (--out) for other data")
+
+
+def _run_plan(plan: Plan, *, out_dir, executor, workers, progress, t_start) -> dict[str, dict]:
+    settings = plan.settings
+    runnable = plan.runnable
     run_dir = os.path.join(out_dir, "runs") if out_dir else None
     outputs: dict[str, RunOutput] = {}
     keys: dict[tuple[str, int], dict[str, str]] = {}
     for _ in range(10):  # rounds of dependent runs (GD after SGD); 10 is far more than any experiment needs
         wanted: dict[str, Any] = {}
-        for e in experiments:
+        for e in runnable:
             s = settings[e.name]
             for seed in s["seeds"]:
                 done = {label: outputs[k] for label, k in keys.get((e.name, seed), {}).items() if k in outputs}
@@ -277,7 +442,9 @@ def run_experiments(
                         wanted[k] = cfg
         if not wanted:
             break
-        threads = min((settings[e.name].get("threads") or 1) for e in experiments)
+        realdata.check_configs(wanted.values())  # dependent runs too, before they train
+        _check_stored_data(wanted, run_dir)
+        threads = min((settings[e.name].get("threads") or 1) for e in runnable)
         outputs.update(execute(wanted, run_dir=run_dir, executor=executor, workers=workers, threads=threads,
                                progress=progress))
     else:  # pragma: no cover - an experiment kept asking for new runs
@@ -288,7 +455,12 @@ def run_experiments(
         for k in labels.values():
             used_by.setdefault(k, set()).add(name)
     results = {}
-    for e in experiments:
+    for e in plan.experiments:
+        if e.name in plan.skipped:
+            results[e.name] = not_applicable_result(e, preset=plan.preset, data=plan.data,
+                                                    reason=plan.skipped[e.name])
+            log(f"  {e.name}: does not apply ({plan.skipped[e.name]})")
+            continue
         t0 = time.perf_counter()
         s = settings[e.name]
         per_seed: dict[str, list] = {}
@@ -312,18 +484,13 @@ def run_experiments(
             "train_time": sum(outputs[k].wall_time for k in run_keys),
         }
         results[e.name] = finish_result(
-            e, preset=preset, settings=s, seeds=s["seeds"], per_seed=per_seed, table=table, curves=curves,
+            e, preset=plan.preset, settings=s, seeds=s["seeds"], per_seed=per_seed, table=table, curves=curves,
             verdict=verdict, plots=plots, t0=t0, notes=notes, training=training,
         )
     log(f"experiments done in {time.perf_counter() - t_start:.0f} s")
     return results
 
 
-def runs_needed(experiments: Iterable[Experiment], preset: str, seeds=None) -> int:
+def runs_needed(experiments: Iterable[Experiment], preset: str, seeds=None, *, data=None, data_dir=None) -> int:
     """How many distinct first-round runs ``experiments`` need (for planning; dependent runs excluded)."""
-    ks = set()
-    for e in experiments:
-        s = resolve_settings(e, preset, seeds=seeds)
-        for seed in s["seeds"]:
-            ks.update(run_key(c) for c in e.runs(s, seed, {}).values())
-    return len(ks)
+    return len(plan_experiments(list(experiments), preset, seeds=seeds, data=data, data_dir=data_dir).first_round())

@@ -119,4 +119,6 @@ EXPERIMENT = Experiment(
     presets=base.BASE_PRESETS, options=base.BASE_OPTIONS, rule=RULE, judge=judge,
     verdict_keys=("jump_acc_decay1", "ratio_acc_decay1", "ratio_acc_control1"),
     runs=runs, measure=measure, present=present, setup=setup,
+    applies_to=("patterns", "images"), image_presets=base.image_presets(),
+    prepare=base.prepare_images,
 )

@@ -81,6 +81,9 @@ class TrainConfig:
             not used.
         data_dir: the folder holding the data (not used by ``digits``; never downloaded).
         image_size: side of the images decoded from a folder.
+        classes: train and test on these classes only (indices into the data's class list, at least 2,
+            distinct), relabelled 0..len(classes)-1 in this order; None: every class. Selected before
+            ``train_subset`` and label noise (e.g. the source side of a held-out class split).
         train_subset: train on a class-balanced subset of this many training images (None: all).
         augment: ``"auto"`` (the data's default: crop+flip for CIFAR and folders, none for digits),
             ``"none"``, ``"crop"``, ``"flip"`` or ``"crop+flip"``, applied on the device inside the step,
@@ -140,6 +143,7 @@ class TrainConfig:
     data: str | None = None
     data_dir: str | None = None
     image_size: int = 32
+    classes: list[int] | None = None
     train_subset: int | None = None
     augment: str = "auto"
     crop_padding: int = 4
@@ -147,7 +151,7 @@ class TrainConfig:
     amp: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("milestones", "decay_train_acc", "snapshot_epochs"):
+        for name in ("milestones", "decay_train_acc", "snapshot_epochs", "classes"):
             value = getattr(self, name)
             if isinstance(value, tuple):
                 setattr(self, name, list(value))
@@ -263,6 +267,15 @@ class TrainConfig:
             if self.data in (None, "digits"):
                 raise ValueError(f"data_dir is only used with data = 'cifar10', 'cifar100' or 'folder', got data={self.data!r}")
         _int("image_size", self.image_size, 1)
+        if self.classes is not None:
+            if self.data is None:
+                raise ValueError("classes selects classes of real images; it needs data (cifar10, cifar100, digits "
+                                 "or folder), got data=None")
+            if not isinstance(self.classes, list):
+                raise TypeError(f"classes must be a list of class indices, got {type(self.classes).__name__}")
+            self.classes = [_int(f"classes[{i}]", c, 0) for i, c in enumerate(self.classes)]  # Python ints: JSON
+            if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"classes must list at least 2 distinct class indices, got {self.classes}")
         if self.train_subset is not None:
             _int("train_subset", self.train_subset, 1)
         _str("augment", self.augment)

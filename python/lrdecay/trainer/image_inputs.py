@@ -17,14 +17,15 @@ __all__ = ["build_image_datasets", "make_pipeline", "check_image_sets"]
 
 def build_image_datasets(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
     """The training set and ``{"test": ...}`` (when the data has a test split and ``n_test > 0``) of
-    ``cfg.data``: a ``train_subset`` is a class-balanced subset (seeded by ``cfg.seed``), label noise
-    flips training labels symmetrically (seeded by ``cfg.seed``)."""
+    ``cfg.data``: ``classes`` keeps those classes (both splits, relabelled in that order), a
+    ``train_subset`` is a class-balanced subset (seeded by ``cfg.seed``), label noise flips training labels
+    symmetrically (seeded by ``cfg.seed``)."""
     from lrdecay.images import load_images
 
     kwargs: dict[str, Any] = {}
     if cfg.data == "folder":
         kwargs = {"size": cfg.image_size, "progress": cfg.progress}
-    train = load_images(cfg.data, cfg.data_dir, "train", **kwargs)
+    train = _select(load_images(cfg.data, cfg.data_dir, "train", **kwargs), cfg.classes)
     if cfg.train_subset is not None:
         if cfg.train_subset > len(train):
             raise ValueError(f"train_subset must be in [1, {len(train)}] (the training images of {cfg.data!r}), "
@@ -37,8 +38,19 @@ def build_image_datasets(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
     if cfg.n_test > 0:
         test = load_images(cfg.data, cfg.data_dir, "test", **kwargs)
         if test is not None:
-            tests["test"] = test
+            tests["test"] = _select(test, cfg.classes)
     return train, tests
+
+
+def _select(ds, classes):
+    """``ds`` restricted to ``classes`` (relabelled in that order); a class index beyond the data's classes
+    is a ValueError naming the field."""
+    if classes is None:
+        return ds
+    bad = [c for c in classes if c >= ds.n_classes]
+    if bad:
+        raise ValueError(f"classes must be indices in [0, {ds.n_classes}) (the classes of {ds.name!r}), got {bad}")
+    return ds.select_classes(list(classes))
 
 
 def check_image_sets(data: DeviceData, tests: dict[str, DeviceData]) -> None:
