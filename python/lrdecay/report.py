@@ -133,8 +133,9 @@ def _training_line(r: Mapping[str, Any]) -> str:
         parts.append(f"{t['shared_runs']} of them shared with other experiments (trained once)")
     if t.get("cached_runs"):
         parts.append(f"{t['cached_runs']} read back from an earlier call")
-    return (", ".join(parts) + f"; training time of these runs {t['train_time']:.0f} s (shared runs count in "
-            f"every experiment that uses them), analysis {r.get('wall_time', 0.0):.0f} s.")
+    return (", ".join(parts) + f"; their wall times sum to {t['train_time']:.0f} s (a shared run counts in every "
+            f"experiment that uses it, and runs trained together as one stacked model each count the group's "
+            f"time), analysis {r.get('wall_time', 0.0):.0f} s.")
 
 
 def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
