@@ -195,3 +195,25 @@ def test_checkpoint_every_k_epochs(tmp_path):
     # callbacks run before that epoch's checkpoint: at epoch e they see the one from the last even epoch
     assert epochs_seen == [None, None, 2, 2, 4]
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 5
+
+
+@pytest.mark.parametrize("epochs, every, writes", [(4, 2, [2, 4]), (5, 2, [2, 4, 5]), (3, 0, [3])])
+def test_the_final_checkpoint_is_written_once(tmp_path, monkeypatch, epochs, every, writes):
+    # when checkpoint_every divides the epochs, the last epoch's checkpoint is the final one: written once
+    import lrdecay.trainer.loop as loop_mod
+
+    real = loop_mod.save_checkpoint
+    written = []
+
+    def counting(state, path):
+        written.append(state["epoch"])
+        return real(state, path)
+
+    monkeypatch.setattr(loop_mod, "save_checkpoint", counting)
+    res = train(small_config(epochs=epochs, checkpoint_every=every), dataset=clusters(60), out_dir=tmp_path)
+    assert written == writes
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == epochs
+    # what was skipped is what a fresh write would hold: resuming it is a finished run with the same history
+    again = train(small_config(epochs=epochs, checkpoint_every=every), dataset=clusters(60), resume=tmp_path,
+                  out_dir=tmp_path)
+    assert again.history == res.history

@@ -220,6 +220,7 @@ class Trainer:
         self.snapshots: dict[int, dict] = {}
         self._epoch_time_done = 0.0  # seconds spent on the unfinished epoch before a resume
         self._stop = False
+        self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the last out_dir checkpoint
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.files: dict[str, str] = {}
         self._log: JsonlWriter | None = None
@@ -495,6 +496,8 @@ class Trainer:
                 raise ValueError("save_checkpoint needs a path when the trainer has no out_dir")
             path = os.path.join(self.out_dir, "checkpoint.pt")
         path = save_checkpoint(self.state_dict(), path)
+        if self.out_dir is not None and os.path.abspath(path) == os.path.abspath(os.path.join(self.out_dir, "checkpoint.pt")):
+            self._saved_at = (self.epoch, self.batch)
         if self.out_dir is not None and os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.out_dir):
             self.files["checkpoint"] = path
         return path
@@ -565,7 +568,10 @@ class Trainer:
     def _finish(self) -> None:
         if self.out_dir is None:
             return
-        self.save_checkpoint()
+        # the state only moves with (epoch, batch): a checkpoint written there already (checkpoint_every
+        # dividing the epochs, a sweep's time-based one) is this one
+        if self._saved_at != (self.epoch, self.batch):
+            self.save_checkpoint()
         if self._log is not None:
             self._log.close()
         if self.history:
