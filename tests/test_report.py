@@ -57,10 +57,14 @@ def test_write_report_refuses_nan(tmp_path):
 def test_cli_run_and_reproduce_tiny(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["reproduce", "--preset", "tiny", "--only", "memorization,beliefs", "--seeds", "3",
-                 "--out", str(out)]) == 0
+                 "--device", "cpu", "--workers", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "C4  memorization" in printed and "C3  beliefs" in printed
     data = json.loads((out / "results.json").read_text())
+    # the command as given (the device too) and the threads the runs used
+    assert "--device cpu" in data["meta"]["command"] and "--workers 2" in data["meta"]["command"]
+    assert data["meta"]["threads"] == 1
+    assert "(2 worker processes, 1 torch thread each)" in (out / "report.md").read_text()
     assert list(data["experiments"]) == ["memorization", "beliefs"]
     assert data["experiments"]["beliefs"]["seeds"] == [0, 1, 2]
     assert (out / "memorization.png").exists() and "## C3" in (out / "report.md").read_text()
@@ -103,3 +107,18 @@ def test_cli_report_folder_rule(tmp_path, capsys):
     (out / "notes.txt").unlink()
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((out / "results.json").read_text())["experiments"]["memorization"]["training"]["cached_runs"] == 0
+
+
+def test_torch_threads_is_what_the_runner_uses():
+    from lrdecay.experiments.runner import torch_threads
+
+    assert torch_threads([{"threads": None}, {"threads": 4}]) == 1  # unset (the GPU presets): 1
+    assert torch_threads([{"threads": 3}, {"threads": 2}]) == 2
+    assert torch_threads([{}]) == 1
+
+
+def test_report_without_a_thread_count_does_not_invent_one():
+    from lrdecay.report import render_markdown
+
+    text = render_markdown({}, {"workers": 2, "threads": None, "wall_time": 1.0})
+    assert "(2 worker processes)" in text and "None" not in text

@@ -272,7 +272,8 @@ def _run_experiments(names, args) -> int:
         print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command with "
               f"--resume continues", file=sys.stderr)
         return 130
-    threads = {s.get("threads") for s in plan.settings.values()}
+    from lrdecay.experiments.runner import torch_threads
+
     notes = experiments.PRESET_NOTES if data is None else experiments.IMAGE_PRESET_NOTES
     meta = {
         "preset": preset,
@@ -282,12 +283,13 @@ def _run_experiments(names, args) -> int:
         "seeds": seeds if seeds is not None else "preset default",
         "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")
         + (f" --data {data}" if data else "") + (f" --data-dir {data_dir}" if data_dir else "")
+        + (f" --device {args.device}" if args.device else "")
         + (f" --workers {args.workers}" if args.workers != 1 else "")
         + (f" --executor {args.executor}" if args.executor != "auto" else "") + f" --out {args.out}",
         "wall_time": time.perf_counter() - t0,
         "workers": args.workers,
         "executor": args.executor,
-        "threads": min((t for t in threads if t), default=None),
+        "threads": torch_threads(plan.settings.values()) if plan.settings else None,
         "notes": list(notes.get(preset, [])),
     }
     paths = write_report(results, args.out, meta)

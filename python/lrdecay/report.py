@@ -153,7 +153,8 @@ def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str,
         f"- preset: `{meta.get('preset', '')}`, seeds: {meta.get('seeds', 'preset default')}",
         f"- command: `{meta.get('command', '')}`",
         f"- total wall time: {meta.get('wall_time', 0.0):.0f} s"
-        + (f" ({meta['workers']} worker processes, {meta.get('threads', 1)} torch thread each)" if meta.get("workers") else ""),
+        + (f" ({meta['workers']} worker processes" + (f", {meta['threads']} torch thread each" if meta.get("threads") else "")
+           + ")" if meta.get("workers") else ""),
         "",
         "Each verdict is computed from the per-seed numbers by the rule printed in its section. Numbers are "
         "mean ± std over seeds (sample std). CPU numbers are bitwise reproducible on the same CPU type with the "

@@ -52,6 +52,7 @@ __all__ = [
     "run_experiments",
     "execute",
     "runs_needed",
+    "torch_threads",
 ]
 
 #: Settings keys the runner itself reads (not TrainConfig fields, not experiment options).
@@ -228,6 +229,13 @@ def run_key(config) -> str:
 
 
 # ============================================================================ training
+def torch_threads(settings: Iterable[Mapping[str, Any]]) -> int:
+    """The torch threads every training process of a call uses: the fewest any experiment's settings ask
+    for, 1 where a setting leaves ``threads`` unset (the GPU presets; on a CPU, 1 per worker process is the
+    fast choice)."""
+    return min((s.get("threads") or 1) for s in settings)
+
+
 def execute(
     configs: Mapping[str, Any],
     *,
@@ -444,7 +452,7 @@ def _run_plan(plan: Plan, *, out_dir, executor, workers, progress, t_start) -> d
             break
         realdata.check_configs(wanted.values())  # dependent runs too, before they train
         _check_stored_data(wanted, run_dir)
-        threads = min((settings[e.name].get("threads") or 1) for e in runnable)
+        threads = torch_threads(settings[e.name] for e in runnable)
         outputs.update(execute(wanted, run_dir=run_dir, executor=executor, workers=workers, threads=threads,
                                progress=progress))
     else:  # pragma: no cover - an experiment kept asking for new runs
