@@ -37,14 +37,20 @@ def test_ray_table_equals_in_process_table(tmp_path, local_ray):
 
 
 def test_a_killed_ray_worker_is_retried_and_resumes(tmp_path, local_ray):
-    # long enough (12 epochs) that a task is still running when the kill arrives
-    cfgs = [c.replace(epochs=12, milestones=[6], n_train=1000, batch_size=50) for c in fused_configs()]
+    # Long enough that a task is still running when the kill arrives: the driver reads the workers' epoch
+    # events every 0.5 s, and a task of 12 short epochs could end (its worker then idle, nothing to retry)
+    # between its third epoch and the driver's next read.
+    cfgs = [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
-    killed = []
+    killed, finished = [], set()
 
     def kill_the_worker(event):
-        # at its third epoch a run has checkpointed its second at least; SIGKILL its Ray worker
-        if event["event"] == "epoch" and event["epoch"] >= 3 and not killed and event["pid"] != os.getpid():
+        # at its third epoch a run has checkpointed its second at least; SIGKILL its Ray worker while the
+        # run is still going (no result reported yet)
+        if event["event"] == "result":
+            finished.add(event["run_id"])
+        elif (event["epoch"] >= 3 and event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
+              and event["run_id"] not in finished):
             killed.append(event["pid"])
             os.kill(event["pid"], signal.SIGKILL)
 
