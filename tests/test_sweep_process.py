@@ -27,13 +27,18 @@ def test_process_pool_table_equals_in_process_table(tmp_path):
 
 
 def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path):
-    cfgs = [c.replace(epochs=12, milestones=[6], n_train=1000, batch_size=50) for c in fused_configs()]
+    # long enough that the worker is still training when the kill arrives (as in test_sweep_ray)
+    cfgs = [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
-    killed = []
+    killed, finished = [], set()
 
     def kill_a_worker_mid_run(event):
-        # after its third epoch the run has a checkpoint of its second epoch at least
-        if event["event"] == "epoch" and event["epoch"] >= 3 and not killed and event["pid"] != os.getpid():
+        # after its third epoch the run has a checkpoint of its second epoch at least; the run must still
+        # be going (a worker killed after its task ended leaves nothing to resume)
+        if event["event"] == "result":
+            finished.add(event["run_id"])
+        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
+              and event["run_id"] not in finished):
             killed.append(event["pid"])
             os.kill(event["pid"], signal.SIGKILL)
 

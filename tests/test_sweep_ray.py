@@ -49,7 +49,7 @@ def test_a_killed_ray_worker_is_retried_and_resumes(tmp_path, local_ray):
         # run is still going (no result reported yet)
         if event["event"] == "result":
             finished.add(event["run_id"])
-        elif (event["epoch"] >= 3 and event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
+        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
               and event["run_id"] not in finished):
             killed.append(event["pid"])
             os.kill(event["pid"], signal.SIGKILL)
