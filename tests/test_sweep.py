@@ -46,6 +46,30 @@ def fused_configs() -> list[TrainConfig]:
     return [c.replace(optimizer="fused") for c in member_configs()]
 
 
+def kill_configs() -> list[TrainConfig]:
+    """fused_configs() long enough (40 epochs of 2000 samples, ~2 s a task) that a worker is still training
+    when a kill sent at a run's third epoch arrives: drivers read workers' epoch events up to 0.5 s late, and
+    a kill that lands after the task ended leaves nothing to retry."""
+    return [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
+
+
+def mid_run_killer():
+    """An ``on_event`` hook that SIGKILLs, once, the worker of a run seen at epochs 3-30 with no result yet
+    (by then the run has checkpointed its second epoch at least). Returns ``(hook, killed_pids)``."""
+    killed: list[int] = []
+    finished: set[str] = set()
+
+    def hook(event):
+        if event["event"] == "result":
+            finished.add(event["run_id"])
+        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
+              and event["run_id"] not in finished):
+            killed.append(event["pid"])
+            os.kill(event["pid"], signal.SIGKILL)
+
+    return hook, killed
+
+
 def strip(history):
     return [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in history]
 

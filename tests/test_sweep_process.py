@@ -12,7 +12,7 @@ import pytest
 
 from lrdecay.sweep import load_sweep, run_sweep
 
-from test_sweep import fused_configs, table, tiny
+from test_sweep import fused_configs, kill_configs, mid_run_killer, table, tiny
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,21 +27,9 @@ def test_process_pool_table_equals_in_process_table(tmp_path):
 
 
 def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path):
-    # long enough that the worker is still training when the kill arrives (as in test_sweep_ray)
-    cfgs = [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
+    cfgs = kill_configs()
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
-    killed, finished = [], set()
-
-    def kill_a_worker_mid_run(event):
-        # after its third epoch the run has a checkpoint of its second epoch at least; the run must still
-        # be going (a worker killed after its task ended leaves nothing to resume)
-        if event["event"] == "result":
-            finished.add(event["run_id"])
-        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
-              and event["run_id"] not in finished):
-            killed.append(event["pid"])
-            os.kill(event["pid"], signal.SIGKILL)
-
+    kill_a_worker_mid_run, killed = mid_run_killer()
     res = run_sweep(cfgs, tmp_path / "cut", executor="process", workers=2, progress=False, checkpoint_seconds=0,
                     on_event=kill_a_worker_mid_run)
     assert killed and res.complete

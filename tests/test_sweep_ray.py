@@ -3,16 +3,13 @@ retried and resumes from its checkpoints, and the table equals an uninterrupted 
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from lrdecay.sweep import run_sweep  # noqa: E402
 
-from test_sweep import fused_configs, table  # noqa: E402
+from test_sweep import fused_configs, kill_configs, mid_run_killer, table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,23 +34,9 @@ def test_ray_table_equals_in_process_table(tmp_path, local_ray):
 
 
 def test_a_killed_ray_worker_is_retried_and_resumes(tmp_path, local_ray):
-    # Long enough that a task is still running when the kill arrives: the driver reads the workers' epoch
-    # events every 0.5 s, and a task of 12 short epochs could end (its worker then idle, nothing to retry)
-    # between its third epoch and the driver's next read.
-    cfgs = [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
+    cfgs = kill_configs()
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
-    killed, finished = [], set()
-
-    def kill_the_worker(event):
-        # at its third epoch a run has checkpointed its second at least; SIGKILL its Ray worker while the
-        # run is still going (no result reported yet)
-        if event["event"] == "result":
-            finished.add(event["run_id"])
-        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
-              and event["run_id"] not in finished):
-            killed.append(event["pid"])
-            os.kill(event["pid"], signal.SIGKILL)
-
+    kill_the_worker, killed = mid_run_killer()
     res = run_sweep(cfgs, tmp_path / "cut", executor="ray", workers=2, progress=False, retries=2, checkpoint_seconds=0,
                     on_event=kill_the_worker)
     assert killed, "no epoch event came from a Ray worker"

@@ -22,8 +22,6 @@ replayed, the schedules advancing on the device.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 import traceback
 import warnings
@@ -33,9 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from lrdecay.sweep.spec import Run
-from lrdecay.sweep.store import DONE, FAILED, SweepStore
-from lrdecay.sweep.tasks import INTERRUPTED, Task, _StopWatcher, _summary_lists, run_callbacks, run_config
-from lrdecay.trainer.steps import StepLoop, epoch_permutation
+from lrdecay.sweep.store import SweepStore
+from lrdecay.sweep.tasks import (Task, _interrupted, _StopWatcher, done_result, failed_result, run_callbacks,
+                                 run_config)
+from lrdecay.trainer.steps import StepLoop, ctrl_c_requests_stop, epoch_permutation
 
 __all__ = ["StackedEngine", "execute_stacked"]
 
@@ -235,20 +234,10 @@ class StackedEngine(StepLoop):
     def fit(self, stop: Any = None) -> bool:
         """Run the remaining epochs; True when finished, False when stopped (Ctrl-C or ``stop``), in which
         case every member trainer has written a checkpoint at the exact step where it stopped."""
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-            def on_sigint(signum, frame):
-                self.request_stop()
-                signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
-            restore = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            with _StopWatcher(stop, self.request_stop):
-                while self.epoch < self.epochs:
-                    if not self.run_epoch():
-                        break
-        finally:
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
+        with ctrl_c_requests_stop(self.request_stop), _StopWatcher(stop, self.request_stop):
+            while self.epoch < self.epochs:
+                if not self.run_epoch():
+                    break
         stopped = self.epoch < self.epochs
         for k, t in enumerate(self.members):
             if stopped:
@@ -293,7 +282,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
                 t = Trainer(cfg, overwrite=True, **kw)
             data.setdefault(key, (t.data, dict(t.test_data)))
         except Exception:
-            results[run.id] = _failed(run, [], traceback.format_exc(), t0)
+            results[run.id] = failed_result(run, [], traceback.format_exc(), t0)
             store.write_result(run.id, results[run.id])
             continue
         t._resumed_from = t.epoch
@@ -307,7 +296,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
         members = [trainers[i] for i in idx]
         if stop is not None and stop.is_set():
             for i in idx:
-                results[runs[i].id] = {"id": runs[i].id, "status": INTERRUPTED, "pid": os.getpid()}
+                results[runs[i].id] = _interrupted(runs[i])
             continue
         if len(members) == 1:
             # alone at its position: the plain trainer (which claims the run folder for itself)
@@ -321,7 +310,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
         except Exception:
             tb = traceback.format_exc()
             for i in idx:
-                results[runs[i].id] = _failed(runs[i], list(trainers[i].history), tb, t0)
+                results[runs[i].id] = failed_result(runs[i], list(trainers[i].history), tb, t0)
                 store.write_result(runs[i].id, results[runs[i].id])
             continue
         finally:
@@ -330,26 +319,10 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch=None, stop: Any =
         for i in idx:
             t, run = trainers[i], runs[i]
             if not finished:
-                results[run.id] = {"id": run.id, "status": INTERRUPTED, "resumed_from": t._resumed_from,
-                                   "pid": os.getpid()}
+                results[run.id] = _interrupted(run, resumed_from=t._resumed_from)
                 continue
-            res = {
-                "id": run.id,
-                "status": DONE,
-                "history": t.history,
-                "ledger_summary": _summary_lists(t.ledger),
-                "wall_time": time.perf_counter() - t0,
-                "resumed_from": t._resumed_from,
-                "snapshots": sorted(int(e) for e in t.snapshots),
-                "error": None,
-                "pid": os.getpid(),
-                "stacked": len(idx),
-            }
+            res = done_result(run, t, t0=t0, resumed_from=t._resumed_from, stacked=len(idx))
             store.write_result(run.id, res)
             results[run.id] = res
     return [results[r.id] for r in task.runs]
 
-
-def _failed(run: Run, history: list, tb: str, t0: float) -> dict:
-    return {"id": run.id, "status": FAILED, "history": history, "error": tb,
-            "wall_time": time.perf_counter() - t0, "pid": os.getpid()}

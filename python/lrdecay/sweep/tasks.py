@@ -145,8 +145,7 @@ def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = N
             tb = traceback.format_exc()
             out = []
             for run in task.runs:
-                res = {"id": run.id, "status": FAILED, "history": [], "error": tb,
-                       "wall_time": time.perf_counter() - t0, "pid": os.getpid()}
+                res = failed_result(run, [], tb, t0)
                 store.write_result(run.id, res)
                 out.append(res)
             return out
@@ -161,6 +160,29 @@ def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = N
 
 def _interrupted(run: Run, **extra) -> dict:
     return {"id": run.id, "status": INTERRUPTED, "pid": os.getpid(), **extra}
+
+
+def done_result(run: Run, trained: Any, *, t0: float, resumed_from: int, **extra) -> dict:
+    """The result of a finished run (``result.json``): from ``trained``, a finished Trainer or its
+    RunResult (both hold ``history``, ``ledger``, ``snapshots``); ``t0`` the task's start."""
+    return {
+        "id": run.id,
+        "status": DONE,
+        "history": trained.history,
+        "ledger_summary": _summary_lists(trained.ledger),
+        "wall_time": time.perf_counter() - t0,
+        "resumed_from": resumed_from,
+        "snapshots": sorted(int(e) for e in trained.snapshots),
+        "error": None,
+        "pid": os.getpid(),
+        **extra,
+    }
+
+
+def failed_result(run: Run, history: list, error: str, t0: float) -> dict:
+    """The result of a run that raised (``error``: its traceback)."""
+    return {"id": run.id, "status": FAILED, "history": history, "error": error,
+            "wall_time": time.perf_counter() - t0, "pid": os.getpid()}
 
 
 def _summary_lists(ledger) -> dict | None:
@@ -202,28 +224,11 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
             except KeyboardInterrupt:
                 # fit() stopped at a step boundary and wrote a checkpoint (Ctrl-C or a stop request)
                 return _interrupted(run, resumed_from=resumed_from)
-        res = {
-            "id": run.id,
-            "status": DONE,
-            "history": result.history,
-            "ledger_summary": _summary_lists(result.ledger),
-            "wall_time": time.perf_counter() - t0,
-            "resumed_from": resumed_from,
-            "snapshots": sorted(int(e) for e in result.snapshots),
-            "error": None,
-            "pid": os.getpid(),
-        }
+        res = done_result(run, result, t0=t0, resumed_from=resumed_from)
     except KeyboardInterrupt:
         raise
     except Exception:
-        res = {
-            "id": run.id,
-            "status": FAILED,
-            "history": list(trainer.history) if trainer is not None else [],
-            "error": traceback.format_exc(),
-            "wall_time": time.perf_counter() - t0,
-            "pid": os.getpid(),
-        }
+        res = failed_result(run, list(trainer.history) if trainer is not None else [], traceback.format_exc(), t0)
     store.write_result(run.id, res)
     return res
 

@@ -17,8 +17,6 @@ each member's epoch in its own trainer).
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -35,7 +33,7 @@ from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
 from lrdecay.trainer.logs import JsonlWriter, write_csv
 from lrdecay.trainer.stats import build_ledger, epoch_statistics
-from lrdecay.trainer.steps import TrainStep, amp_autocast, epoch_permutation, subseed
+from lrdecay.trainer.steps import TrainStep, amp_autocast, ctrl_c_requests_stop, epoch_permutation, subseed
 
 __all__ = ["Trainer", "train", "RunResult", "subseed", "decays_in"]
 
@@ -511,28 +509,21 @@ class Trainer:
         next step boundary, write a checkpoint (``resume=`` continues exactly), flush logs, re-raise."""
         t0 = time.perf_counter()
         cfg = self.config
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-            def on_sigint(signum, frame):
-                self.request_stop()
-                signal.signal(signal.SIGINT, restore)  # a second Ctrl-C interrupts at once
-            restore = signal.signal(signal.SIGINT, on_sigint)
         bar = None
         try:
             if cfg.progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=cfg.epochs, initial=self.epoch, desc="train", unit="epoch", disable=None)
-            while self.epoch < cfg.epochs:
-                record = self.run_epoch()
-                if record is None:
-                    break
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}")
+            with ctrl_c_requests_stop(self.request_stop):
+                while self.epoch < cfg.epochs:
+                    record = self.run_epoch()
+                    if record is None:
+                        break
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_acc']:.3f}")
         finally:
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
             if bar is not None:
                 bar.close()
         interrupted = self._stop

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Any, Callable
+import signal
+import threading
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -159,3 +161,24 @@ class TrainStep(StepLoop):
         if self.pipeline is not None:
             self.pipeline.set_epoch(augment_seed)
         self.model.train()
+
+
+@contextlib.contextmanager
+def ctrl_c_requests_stop(request_stop: Callable[[], None]) -> Iterator[None]:
+    """While active (in the main thread): the first Ctrl-C calls ``request_stop()``, so a training loop
+    stops at its next step boundary and can checkpoint; a second Ctrl-C interrupts at once. The previous
+    SIGINT handler is restored on exit. Elsewhere (worker threads) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    restore = None
+
+    def on_sigint(signum, frame):
+        request_stop()
+        signal.signal(signal.SIGINT, restore)
+
+    restore = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, restore)
