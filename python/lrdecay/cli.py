@@ -73,7 +73,8 @@ _TRAIN_FLAGS = {
     "device": (str, "auto (CUDA if available), cpu, cuda or cuda:N"),
     "checkpoint_every": (int, "also write checkpoint.pt every k epochs (0: only at the end)"),
     "eval_every": (int, "evaluate the test sets every k epochs (and at the last)"),
-    "data_dir": (str, "folder holding --data cifar10, cifar100 or folder (nothing is downloaded)"),
+    "data_dir": (str, "folder holding --data cifar10, cifar100 or folder (needed), or mnist, fashion-mnist, kmnist (default: "
+                         "$LRDECAY_DATA, then /usr/share/datasets/<name>); nothing is downloaded"),
     "image_size": (int, "side of the images decoded from a folder"),
     "train_subset": (int, "train on a class-balanced subset of this many images (default: all)"),
     "augment": (str, "augmentation, on the device inside the step"),
@@ -233,7 +234,7 @@ def _run_experiments(names, args) -> int:
     data = getattr(args, "data", None)
     data_dir = getattr(args, "data_dir", None)
     if data_dir is not None and data is None:
-        raise ValueError("--data-dir goes with --data cifar10|cifar100|folder")
+        raise ValueError("--data-dir goes with --data cifar10|cifar100|folder|mnist|fashion-mnist|kmnist")
     preset = args.preset or _default_preset(args.device, data)
     seeds = _parse_seeds(args.seeds)
     if args.workers < 1:
@@ -435,8 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", metavar="RUN", help="continue a stopped run: its folder (checkpoint.pt, and "
                     "config.json unless --config is given) or a checkpoint file")
     tr.add_argument("--overwrite", action="store_true", help="replace what --out holds (only a folder lrdecay wrote)")
-    tr.add_argument("--data", help="cifar10, cifar100, digits or folder (real images, with --data-dir), or an .npz "
-                    "training set (from `lrdecay data`) instead of --preset")
+    tr.add_argument("--data", help="cifar10, cifar100, digits, folder, mnist, fashion-mnist or kmnist (real images; "
+                    "--data-dir says where, needed for cifar10/cifar100/folder), or an .npz training set (from "
+                    "`lrdecay data`) instead of --preset")
     tr.add_argument("--test-data", help=".npz test set to evaluate (with an .npz --data)")
     for name, (typ, text) in _TRAIN_FLAGS.items():
         default = defaults[name]
@@ -464,10 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: quick on CPU, full on CUDA (digits: quick)")
         p.add_argument("--data", choices=list(IMAGE_DATASETS), default=None,
                        help="run on real images instead of the synthetic pattern datasets: cifar10, cifar100, "
-                            "folder (with --data-dir) or digits (scikit-learn's); complexity does not apply")
+                            "folder (with --data-dir), mnist, fashion-mnist, kmnist (IDX files: --data-dir, else "
+                            "$LRDECAY_DATA, else /usr/share/datasets/<name>) or digits (scikit-learn's); complexity "
+                            "does not apply")
         p.add_argument("--data-dir", default=None,
                        help="the folder holding --data (CIFAR: cifar-10-batches-py/ or cifar-100-python/ or their "
-                            "parent; folder: DIR/train/<class>/... and DIR/test/<class>/...); never downloaded")
+                            "parent; folder: DIR/train/<class>/... and DIR/test/<class>/...; MNIST family: the four IDX "
+                            "files or a parent with a subfolder named like the dataset); never downloaded")
         p.add_argument("--seeds", default=None, help="number of seeds (e.g. 3) or a list (e.g. 0,1,2); default: the preset's")
         p.add_argument("--out", default=out_default, help=f"output folder (default: {out_default})")
         p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the preset's)")

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lrdecay._validate import check_int
+from lrdecay.idx import IDX_DATASETS
 from lrdecay.noise import corrupt_labels
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load_images` (and ``TrainConfig.data`` / ``lrdecay train --data``).
-IMAGE_DATASETS = ("cifar10", "cifar100", "digits", "folder")
+IMAGE_DATASETS = ("cifar10", "cifar100", "digits", "folder", *IDX_DATASETS)
 #: File endings :func:`image_folder` decodes (case-insensitive).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -832,6 +833,8 @@ def load_images(name: str, root: str | os.PathLike | None = None, split: str = "
     use.
 
     ``"cifar10"``, ``"cifar100"``: ``root`` as for :func:`cifar10`. ``"digits"``: ``root`` must be None.
+    ``"mnist"``, ``"fashion-mnist"``, ``"kmnist"``: IDX files, ``root`` optional (see
+    :func:`lrdecay.idx.mnist_family`).
     ``"folder"``: ``root/train`` and ``root/test`` (or ``root/val``) when they exist, else ``root`` is the
     training set and there is no test split (returns None for ``split="test"``); ``kwargs`` go to
     :func:`image_folder`.
@@ -843,6 +846,10 @@ def load_images(name: str, root: str | os.PathLike | None = None, split: str = "
         if root is not None:
             raise ValueError("data='digits' ships with scikit-learn: it takes no data_dir")
         return digits(split)
+    if name in IDX_DATASETS:  # without root: $LRDECAY_DATA, then Debian's folder
+        from lrdecay.idx import mnist_family
+
+        return mnist_family(name, root, split)
     if root is None:
         raise ValueError(f"data={name!r} needs data_dir (--data-dir): the folder holding it; nothing is downloaded")
     if name == "cifar10":

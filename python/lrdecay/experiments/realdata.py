@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 DATA_KINDS = ("patterns", "images")
-TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "scikit-learn's digits", "folder": "an image folder"}
+TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "scikit-learn's digits", "folder": "an image folder",
+          "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST"}
 
 
 def kind(data: str | None) -> str:

@@ -257,7 +257,7 @@ class TrainConfig:
             _str("data", self.data)
             if self.data not in IMAGE_DATASETS:
                 raise ValueError(f"data must be None (the pattern preset) or one of {list(IMAGE_DATASETS)}, got {self.data!r}")
-            if self.data != "digits" and self.data_dir is None:
+            if self.data in ("cifar10", "cifar100", "folder") and self.data_dir is None:
                 raise ValueError(f"data={self.data!r} needs data_dir: the folder holding it (nothing is downloaded)")
             if self.probe_groups:
                 raise ValueError(f"probe_groups needs the pattern groups of a synthetic preset; data={self.data!r} "
@@ -265,7 +265,8 @@ class TrainConfig:
         if self.data_dir is not None:
             _str("data_dir", self.data_dir)
             if self.data in (None, "digits"):
-                raise ValueError(f"data_dir is only used with data = 'cifar10', 'cifar100' or 'folder', got data={self.data!r}")
+                raise ValueError(f"data_dir is only used with data = 'cifar10', 'cifar100', 'folder', 'mnist', "
+                                 f"'fashion-mnist' or 'kmnist', got data={self.data!r}")
         _int("image_size", self.image_size, 1)
         if self.classes is not None:
             if self.data is None:
