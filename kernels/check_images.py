@@ -80,7 +80,7 @@ def parity(device, ds, test, *, n, width, batch, channels_last, amp):
         torch.backends.cudnn.deterministic = deterministic
     (rg, used_graph), (re, _) = runs["graph"], runs["eager"]
     max_diff, bitwise = 0.0, True
-    for (k, a), b in zip(rg.model.state_dict().items(), re.model.state_dict().values()):
+    for (_k, a), b in zip(rg.model.state_dict().items(), re.model.state_dict().values()):
         if a.is_floating_point():
             max_diff = max(max_diff, float((a.float() - b.float()).abs().max()))
         bitwise &= torch.equal(a, b)

@@ -53,7 +53,7 @@ def parity(device, n, width, epochs):
     (rg, used_graph), (re, _) = runs["graph"], runs["eager"]
     max_diff = 0.0
     bitwise = True
-    for (k, a), b in zip(rg.model.state_dict().items(), re.model.state_dict().values()):
+    for (_k, a), b in zip(rg.model.state_dict().items(), re.model.state_dict().values()):
         if a.is_floating_point():
             max_diff = max(max_diff, float((a - b).abs().max()))
         bitwise &= torch.equal(a, b)

@@ -279,7 +279,7 @@ def test_image_folder_exact_and_cached(tmp_path, monkeypatch):
     expected = sorted(written, key=lambda p: (p.split(os.sep)[0], os.path.join(*p.split(os.sep)[1:])))
     order = []
     for cls in ("cat", "dog", "eel"):
-        for dirpath, dirs, files in sorted(os.walk(root / cls)):
+        for dirpath, _dirs, files in sorted(os.walk(root / cls)):
             order += [os.path.relpath(os.path.join(dirpath, f), root) for f in sorted(files) if f.endswith(".png")]
     assert list(ds.files) == order and sorted(order) == sorted(expected)
     for i, rel in enumerate(ds.files):

@@ -370,7 +370,7 @@ def test_group_accuracy_many_groups(n_groups):
     led = Ledger(n, groups=groups)
     assert led.n_groups == groups.max() + 1
     h, p = [], []
-    for e in range(3):
+    for _ in range(3):
         c = rng.random(n) < 0.5
         pres = rng.random(n) < 0.7
         idx = np.flatnonzero(pres)

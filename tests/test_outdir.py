@@ -154,7 +154,7 @@ def test_overwrite_leaves_only_the_new_run(tmp_path):
     train(_config(epochs=3, checkpoint_every=1), dataset=_data(), out_dir=tmp_path / "a")
     (tmp_path / "a" / "stage1.pt").write_bytes(b"an extra checkpoint a callback wrote")
     r = train(_config(ledger=False, plots=False), dataset=_data(), out_dir=tmp_path / "a", overwrite=True)
-    fresh = train(_config(ledger=False, plots=False), dataset=_data(), out_dir=tmp_path / "b")
+    train(_config(ledger=False, plots=False), dataset=_data(), out_dir=tmp_path / "b")
     assert sorted(_snapshot(tmp_path / "a")) == sorted(_snapshot(tmp_path / "b")) == [
         "checkpoint.pt", "config.json", "log.csv", "log.jsonl"]
     strip = lambda recs: [{k: v for k, v in x.items() if k not in ("time", "elapsed")} for x in recs]  # noqa: E731

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lrdecay.schedules import AccuracyMilestones, AutoDecay
-from lrdecay.trainer import Trainer, TrainConfig, decays_in, load_checkpoint, train
+from lrdecay.trainer import Trainer, decays_in, load_checkpoint, train
 
 from test_trainer import clusters, small_config
 from test_trainer_checkpoint import _assert_same_run

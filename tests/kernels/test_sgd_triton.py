@@ -163,9 +163,9 @@ def test_compiled_step_advances_the_device_schedule():
         p = torch.nn.Parameter(torch.ones(5))
         opt = FusedSGD([p], lr=1.0, schedule=S.MultiStep([2], 0.1), backend=BACKEND)
 
-        def step_fn():
-            p.grad = torch.ones(5)
-            opt.step()
+        def step_fn():  # called only within this iteration, so the late binding of p and opt is intended
+            p.grad = torch.ones(5)  # noqa: B023
+            opt.step()  # noqa: B023
 
         fn = torch.compile(step_fn, backend="eager") if compiled else step_fn
         with warnings.catch_warnings():

@@ -150,7 +150,7 @@ class StackedEngine(StepLoop):
         params = [p for p in t.model.parameters() if p.requires_grad]
         state = {}
         if bufs is not None:
-            for i, (view, p) in enumerate(zip(bufs, params)):
+            for i, (view, _p) in enumerate(zip(bufs, params)):
                 state[i] = {"momentum_buffer": view.detach().clone()}
         sd = {"state": state, "param_groups": sd["param_groups"]}
         if "step_count" in sd["param_groups"][0]:

@@ -34,7 +34,7 @@ def plot_history(records: list[dict], out_dir: str, *, decay_epochs=(), title: s
     fig, ax = subplots()
     ax.plot(epochs, [r["train_loss"] for r in records], label="train loss")
     for name in _test_names(records):
-        xs, ys = _series(records, lambda r: r.get("test", {}).get(name, {}).get("loss"))
+        xs, ys = _series(records, lambda r, name=name: r.get("test", {}).get(name, {}).get("loss"))
         if xs:
             ax.plot(xs, ys, marker=".", label=f"{name} loss")
     _mark_decays(ax, decay_epochs)
@@ -50,20 +50,21 @@ def plot_history(records: list[dict], out_dir: str, *, decay_epochs=(), title: s
     fig, ax = subplots()
     ax.plot(epochs, [r["train_acc"] for r in records], color="k", label="train (observed labels)")
     for g in records[-1].get("train_acc_group", {}):
-        xs, ys = _series(records, lambda r: r.get("train_acc_group", {}).get(g))
+        xs, ys = _series(records, lambda r, g=g: r.get("train_acc_group", {}).get(g))
         ax.plot(xs, ys, label=f"train [{g}]")
     if any(r.get("memorized") is not None for r in records):
         xs, ys = _series(records, lambda r: r.get("memorized"))
         ax.plot(xs, ys, linestyle=":", label="memorized (flipped)")
     for name in _test_names(records):
-        xs, ys = _series(records, lambda r: r.get("test", {}).get(name, {}).get("acc"))
+        xs, ys = _series(records, lambda r, name=name: r.get("test", {}).get(name, {}).get("acc"))
         ax.plot(xs, ys, marker=".", linestyle="-.", label=f"{name}")
         groups = {}
         for r in records:
             groups.update(r.get("test", {}).get(name, {}).get("acc_group", {}))
         if len(groups) > 1:
             for g in groups:
-                xs, ys = _series(records, lambda r: r.get("test", {}).get(name, {}).get("acc_group", {}).get(g))
+                xs, ys = _series(
+                    records, lambda r, name=name, g=g: r.get("test", {}).get(name, {}).get("acc_group", {}).get(g))
                 ax.plot(xs, ys, marker=".", linestyle="--", linewidth=1, label=f"{name} [{g}]")
     _mark_decays(ax, decay_epochs)
     ax.set_xlabel("epoch")
