@@ -89,6 +89,9 @@ class StackedEngine(StepLoop):
             schedules=[self._member_schedule(t) for t in self.members],
         )
         self._load_optimizer_state()
+        # a resumed member whose decider had lowered its LR goes on at that LR, not at the config's
+        for k in range(K):
+            self._apply_host_lr(k)
 
         # ---- per-epoch device buffers
         self.pred = torch.full((K, N), -1, dtype=torch.int64, device=self.device)
