@@ -45,7 +45,8 @@ def test_console_script_reports_the_version():
 
 def test_package_files_ship_beside_the_code():
     pkg = resources.files("lrdecay")
-    for name in ["py.typed", "_native.pyi", "kernels/__init__.py", "kernels/sgd_step.py"]:
+    for name in ["py.typed", "_native.pyi", "kernels/__init__.py", "kernels/sgd_step.py",
+                 "experiments/preregistered/patterns.toml"]:
         assert pkg.joinpath(name).is_file(), f"lrdecay/{name} is missing from the installed package"
     native = Path(lrdecay._native.__file__)
     assert native.parent == Path(lrdecay.__file__).parent and native.name.startswith("_native.")
@@ -59,5 +60,6 @@ def test_distribution_lists_its_files():
     dist = importlib.metadata.distribution("lrdecay")
     files = {str(f).replace("\\", "/") for f in dist.files or []}
     if any(f.startswith("lrdecay/") for f in files):  # a wheel install (an editable one lists a .pth)
-        for name in ["py.typed", "_native.pyi", "kernels/sgd_step.py", "__init__.py"]:
+        for name in ["py.typed", "_native.pyi", "kernels/sgd_step.py", "__init__.py",
+                     "experiments/preregistered/patterns.toml"]:
             assert f"lrdecay/{name}" in files

@@ -229,7 +229,7 @@ def _run_experiments(names, args) -> int:
 
     from lrdecay import experiments
     from lrdecay.experiments.common import DOES_NOT_APPLY
-    from lrdecay.report import write_report
+    from lrdecay.report import preregistration_meta, write_report
 
     data = getattr(args, "data", None)
     data_dir = getattr(args, "data_dir", None)
@@ -247,6 +247,13 @@ def _run_experiments(names, args) -> int:
     # resolve and check every experiment's settings, the data and every first-round run before anything is
     # trained or written
     plan = experiments.plan(names, preset, seeds=seeds, device=args.device, data=data, data_dir=data_dir)
+    from lrdecay.experiments import prereg
+
+    # no reported verdict rests on a seed the pre-registered search chose its settings with
+    pre = prereg.governing(data)
+    if pre is not None:
+        for s in plan.settings.values():
+            pre.check_report_seeds(s["seeds"])
     from lrdecay._outdir import OutputDir
 
     # one writer per report folder; an existing report needs --resume (keep its finished runs) or --overwrite
@@ -292,6 +299,7 @@ def _run_experiments(names, args) -> int:
         "executor": args.executor,
         "threads": torch_threads(plan.settings.values()) if plan.settings else None,
         "notes": list(notes.get(preset, [])),
+        **preregistration_meta(data),
     }
     paths = write_report(results, args.out, meta)
     out.release()
@@ -301,6 +309,7 @@ def _run_experiments(names, args) -> int:
         if status == DOES_NOT_APPLY:
             status += f" ({r['verdict']['details']['reason']})"
         print(f"{r['claim']}  {name:<{width}}  {status}")
+    print(meta["preregistration_text"])
     print(f"report: {paths['markdown']} ({meta['wall_time']:.0f} s)")
     return 0
 
@@ -376,11 +385,13 @@ def _cmd_regime(args: argparse.Namespace) -> int:
     from lrdecay.experiments import regime
 
     phases = (1, 2) if args.phase == "all" else (int(args.phase),)
+    print(regime.PREREGISTRATION.describe(), flush=True)
     sel = regime.run_search(args.out, workers=args.workers, phases=phases)
     for name in ("quick", "full"):
         pick = sel[name]
         print(f"{name}: " + ("no setting meets the premise" if pick is None else
                              f"{regime.setting_id(pick)} (min margin {pick['min_margin']:+.3f}, {pick['cost_s']:.0f} s/run)"))
+    print(regime.PREREGISTRATION.describe())
     print(f"table, map and selection in {args.out}")
     return 0
 

@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 
 from lrdecay._atomic import atomic_write
 
-__all__ = ["verdict_table", "write_report", "render_markdown", "machine_description", "machine_facts"]
+__all__ = ["verdict_table", "write_report", "render_markdown", "machine_description", "machine_facts",
+           "preregistration_meta"]
 
 
 def machine_description() -> str:
@@ -151,6 +152,7 @@ def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str,
         "- data: " + ("the synthetic pattern datasets" if data is None
                       else f"`{data}`" + (f" — {meta['data_text']}" if meta.get("data_text") else "")),
         f"- preset: `{meta.get('preset', '')}`, seeds: {meta.get('seeds', 'preset default')}",
+        *([f"- {meta['preregistration_text']}"] if meta.get("preregistration_text") else []),
         f"- command: `{meta.get('command', '')}`",
         f"- total wall time: {meta.get('wall_time', 0.0):.0f} s"
         + (f" ({meta['workers']} worker processes" + (f", {meta['threads']} torch thread each" if meta.get("threads") else "")
@@ -198,6 +200,19 @@ def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str,
     return "\n".join(parts).rstrip() + "\n"
 
 
+def preregistration_meta(data: str | None) -> dict[str, Any]:
+    """``{"preregistration": ..., "preregistration_text": ...}`` for a report on ``data``: the packaged
+    pre-registration governing it (its sha256 and whether the file is the committed one), or a line saying
+    that none does."""
+    from lrdecay.experiments import prereg
+
+    pre = prereg.governing(data)
+    if pre is None:
+        return {"preregistration": None,
+                "preregistration_text": f"pre-registration: none governs {data} (its presets were not chosen by a search)"}
+    return {"preregistration": pre.to_meta(), "preregistration_text": pre.describe()}
+
+
 def write_report(
     results: Mapping[str, Mapping[str, Any]],
     out_dir: str | os.PathLike,
@@ -214,6 +229,8 @@ def write_report(
     meta.setdefault("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     meta.setdefault("machine", machine_facts())
     meta.setdefault("machine_text", machine_description())
+    if "preregistration_text" not in meta:  # every report says which pre-registration it ran under
+        meta.update(preregistration_meta(meta.get("data")))
     paths = {"json": os.path.join(out_dir, "results.json"), "markdown": os.path.join(out_dir, "report.md")}
     payload = {"meta": meta, "experiments": dict(results)}
     _atomic_write(paths["json"], json.dumps(payload, indent=1, allow_nan=False) + "\n")

@@ -26,7 +26,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lrdecay.experiments import prereg as _prereg
+
 __all__ = [
+    "PREREGISTRATION",
     "GRID",
     "FIXED",
     "STAGES",
@@ -42,45 +45,47 @@ __all__ = [
     "regime_map",
 ]
 
+#: The pre-registration this module runs under: the packaged ``preregistered/patterns.toml`` (see
+#: :mod:`lrdecay.experiments.prereg`). Every constant below is read from it.
+PREREGISTRATION = _prereg.packaged("patterns")
+
 #: The search grid (pre-registered). ``stages`` names a key of :data:`STAGES`; ``preset`` ps10 has a
 #: noise group (10% of samples with no pattern and random labels), ps10-clean has none.
-GRID: dict[str, list] = {
-    "width": [128, 256, 512],
-    "n_train": [20_000, 50_000],
-    "label_noise": [0.1, 0.2, 0.4],
-    "preset": ["ps10", "ps10-clean"],
-    "stages": ["10-10-10", "10-5-5"],
-    "weight_decay": [5e-4, 2e-3],
-}
+GRID: dict[str, list] = PREREGISTRATION.grid
 
 #: Stage options: milestones and total epochs of the lrDecay run.
-STAGES: dict[str, dict[str, Any]] = {
-    "10-10-10": {"milestones": [10, 20], "epochs": 30},
-    "10-5-5": {"milestones": [10, 15], "epochs": 20},
-}
+STAGES: dict[str, dict[str, Any]] = PREREGISTRATION.stages
 
 #: Settings every grid point shares.
-FIXED: dict[str, Any] = {
-    "model": "mlp", "depth": 3, "batch_size": 128, "lr": 0.1, "lr_small": 0.01, "momentum": 0.9,
-    "gamma": 0.1, "n_test": 5_000, "probe_groups": True, "eval_every": 5,
-}
+FIXED: dict[str, Any] = PREREGISTRATION.fixed
 
 #: Pilot seeds: phase 1 trains every setting on these; never used for a reported verdict.
-PILOT_SEEDS = (1000,)
+PILOT_SEEDS = PREREGISTRATION.pilot_seeds
 #: Phase 2: the best candidates of phase 1 get these further pilot seeds.
-CONFIRM_SEEDS = (1001, 1002)
+CONFIRM_SEEDS = PREREGISTRATION.confirm_seeds
 #: How many phase-1 candidates phase 2 confirms, per preset (quick: within the cost limit; full: any).
-N_CONFIRM = 8
+N_CONFIRM = int(PREREGISTRATION.criterion["n_confirm"])
 #: lrDecay must beat both constant LRs by this much (final test accuracy) on every pilot seed.
-PREMISE_MARGIN = 0.02
+PREMISE_MARGIN = float(PREREGISTRATION.criterion["premise_margin"])
 #: Seconds per training epoch of 32,000 samples, MLP 3×width + BatchNorm, batch 128, one torch thread,
 #: measured on the quiet 2-core development machine (AMD EPYC) before the search, training steps only.
-EPOCH_S_PER_32K = {128: 0.28, 256: 0.50, 512: 1.42}
+EPOCH_S_PER_32K = {int(w): float(s) for w, s in PREREGISTRATION.criterion["epoch_s_per_32k"].items()}
 #: Quick preset cost limit on :func:`cost_s` (the estimated training time of one lrDecay run): the quick
 #: reproduction trains ~20 runs of that size on two worker processes (~10 × the cost, plus evaluation,
 #: full-batch GD and probes) within its 25-minute budget. An estimate, not the measured wall time, so
 #: that the choice does not depend on what else the shared machine was doing during the search.
-COST_LIMIT_S = 100.0
+COST_LIMIT_S = float(PREREGISTRATION.criterion["cost_limit_s"])
+#: Settings whose minimum margins are within this of the best are tied; the cheaper is picked.
+TIE_TOLERANCE = float(PREREGISTRATION.criterion["tie_tolerance"])
+
+
+def _seeds_text(seeds) -> str:
+    """``10, 11, 12``, or ``10..14`` for a run of more than three consecutive seeds."""
+    s = list(seeds)
+    if len(s) > 3 and s == list(range(s[0], s[0] + len(s))):
+        return f"{s[0]}..{s[-1]}"
+    return ", ".join(map(str, s))
+
 
 CRITERION = f"""\
 Premise on seed s: lrDecay's final test accuracy (test set of the preset, at the setting's last epoch)
@@ -92,10 +97,10 @@ within the cost limit, and the {N_CONFIRM} with the largest margin overall, are 
 {list(CONFIRM_SEEDS)}.
 Quick preset = among settings whose premise holds on all three pilot seeds and whose estimated lrDecay
 training time (epochs × n_train/32000 × seconds per 32k-sample epoch at that width, measured once) is
-<= {COST_LIMIT_S:.0f} s, the largest minimum margin over the three seeds (ties within 0.001: the cheaper). Full preset (one GPU) = the same without the cost limit.
+<= {COST_LIMIT_S:.0f} s, the largest minimum margin over the three seeds (ties within {TIE_TOLERANCE:g}: the cheaper). Full preset (one GPU) = the same without the cost limit.
 If no setting passes, the grid is widened (noise rate, the noise group, data size, width, pattern
 amplitude) in a new commit before anything else is run, and the map is reported either way.
-No claim's verdict enters the choice; held-out seeds (quick 10, 11, 12; full 10..14) are never used here.
+No claim's verdict enters the choice; held-out seeds ({'; '.join(f'{p} {_seeds_text(v)}' for p, v in PREREGISTRATION.held_out.items())}) are never used here.
 """
 
 
@@ -129,7 +134,9 @@ def _job_key(job: Mapping[str, Any]) -> str:
 
 def jobs(points: Iterable[Mapping[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
     """The distinct training runs for ``points`` × ``seeds``: an lrDecay run per point, and the constant
-    runs (large, small) once per point-without-stages, trained for the longest stage option."""
+    runs (large, small) once per point-without-stages, trained for the longest stage option. Held-out
+    seeds are refused (:class:`~lrdecay.experiments.prereg.SeedPolicyError`)."""
+    PREREGISTRATION.check_search_seeds(seeds)
     out: dict[str, dict] = {}
     for p in points:
         for seed in seeds:
@@ -310,7 +317,7 @@ def select(outs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if not cands:
             return None
         top = max(s["min_margin"] for s in cands)
-        tied = [s for s in cands if s["min_margin"] >= top - 0.001]
+        tied = [s for s in cands if s["min_margin"] >= top - TIE_TOLERANCE]
         return min(tied, key=lambda s: s["cost"])
 
     q = best([s for s in ok if s["cost"] <= COST_LIMIT_S])
@@ -430,6 +437,7 @@ def write_summary(out_dir: str, sel: Mapping[str, Any], outs: Sequence[Mapping[s
         "# Regime search — results",
         "",
         "Pre-registration: [PREREGISTRATION.md](PREREGISTRATION.md). Command: `lrdecay regime --out docs/regime`.",
+        f"Run under the {PREREGISTRATION.describe()}.",
         f"Phase 1: {len(phase1)} settings on pilot seed {list(PILOT_SEEDS)}; the premise (lrDecay's final test "
         f"accuracy ≥ both constant LRs' + {PREMISE_MARGIN}) held in {n_pass}. Phase 2 confirmed "
         f"{len(sel.get('phase2_candidates', []))} candidates on pilot seeds {list(CONFIRM_SEEDS)}.",
