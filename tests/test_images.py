@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from lrdecay import images
+from lrdecay.data import folder as folder_reader
 from lrdecay.data import DatasetNotFoundError, cifar10, cifar100, digits, image_folder, load_images
 from lrdecay.images import ImageDataset, channel_stats, write_cifar
 from lrdecay.noise import corrupt_labels
@@ -287,8 +287,8 @@ def test_image_folder_exact_and_cached(tmp_path, monkeypatch):
         assert ds.y[i] == ("cat", "dog", "eel").index(rel.split(os.sep)[0])
     assert len(os.listdir(cache)) == 1 and os.listdir(cache)[0].endswith(".npz")
 
-    decode = _CountingDecode(images._decode)
-    monkeypatch.setattr(images, "_decode", decode)
+    decode = _CountingDecode(folder_reader._decode)
+    monkeypatch.setattr(folder_reader, "_decode", decode)
     again = image_folder(root, size=(12, 10), cache_dir=cache, progress=False)
     assert decode.calls == 0
     assert np.array_equal(again.x, ds.x) and np.array_equal(again.y, ds.y) and again.files == ds.files

@@ -2,9 +2,10 @@
 
 Built around You, Long, Wang & Jordan, "How Does Learning Rate Decay Help Modern Neural Networks?".
 
-- :mod:`lrdecay.data` — seeded synthetic pattern datasets with tractable complexity (Rust), and real images
-  from local files (CIFAR-10/100, image folders, scikit-learn's digits; :mod:`lrdecay.images`).
-- :mod:`lrdecay.noise` — label-noise injection (Rust).
+- :mod:`lrdecay.data` — seeded synthetic pattern datasets with tractable complexity (Rust), real images
+  from local files (CIFAR-10/100, image folders, scikit-learn's digits), label-noise injection (Rust) and
+  the device-side image augmentation; :mod:`lrdecay.images`, :mod:`lrdecay.noise` and
+  :mod:`lrdecay.augment` re-export their parts under the older names.
 - :class:`lrdecay.Ledger` — per-sample learned / forgotten / memorized bookkeeping (Rust).
 - :mod:`lrdecay.schedules`, :class:`lrdecay.optim.FusedSGD` — device-side LR schedules and a one-launch
   Triton SGD-momentum step.

@@ -24,20 +24,7 @@ import numpy as np
 from lrdecay import _native
 from lrdecay._validate import check_int, check_real
 
-# Real images (CIFAR-10/100, image folders, scikit-learn's digits) are read in lrdecay.images and
-# re-exported here: lrdecay.data is where every dataset comes from.
-from lrdecay.images import (  # noqa: F401
-    DatasetNotFoundError,
-    ImageDataset,
-    cifar10,
-    cifar100,
-    digits,
-    image_folder,
-    load_images,
-)
-
 __all__ = ["pattern_dataset", "PatternDataset", "PRESETS", "MAX_N", "LIMITS"]
-__all__ += ["cifar10", "cifar100", "image_folder", "digits", "load_images", "ImageDataset", "DatasetNotFoundError"]
 
 #: The limits the Rust generator enforces (``lrdecay._native.DATA_LIMITS``): ``max_n``,
 #: ``max_classes``, ``max_dim``, ``max_clusters``, ``max_patterns``, ``max_groups``,
