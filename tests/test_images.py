@@ -446,7 +446,7 @@ def test_load_images_dispatch(tmp_path):
     with pytest.raises(ValueError, match="needs data_dir"):
         load_images("cifar10")
     with pytest.raises(ValueError, match="data must be one of"):
-        load_images("mnist", tmp_path)
+        load_images("imagenet", tmp_path)
     # a folder with train/ and val/
     make_tree(tmp_path / "f" / "train", per_class=(3, 3, 3), size=(5, 5), seed=1)
     make_tree(tmp_path / "f" / "val", per_class=(2, 2, 2), size=(5, 5), seed=2)

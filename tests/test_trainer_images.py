@@ -194,7 +194,7 @@ def test_channels_last_and_bf16_autocast_on_cpu():
 @pytest.mark.parametrize(
     "kw,err,match",
     [
-        (dict(data="mnist"), ValueError, "data must be None"),
+        (dict(data="imagenet"), ValueError, "data must be None"),
         (dict(data="cifar10"), ValueError, "needs data_dir"),
         (dict(data="digits", data_dir="/x"), ValueError, "data_dir is only used"),
         (dict(data_dir="/x"), ValueError, "data_dir is only used"),
