@@ -9,44 +9,10 @@ import torch
 
 from lrdecay.augment import AUGMENTS, ImagePipeline, augment_draws, mix32
 
+from support import augment_reference as reference
+from support import np_mix32
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-M32 = np.uint64(0xFFFFFFFF)
-
-
-def np_mix32(x):
-    x = x.astype(np.uint64)
-    x = (((x >> np.uint64(16)) ^ x) * np.uint64(0x45D9F3B)) & M32
-    x = (((x >> np.uint64(16)) ^ x) * np.uint64(0x45D9F3B)) & M32
-    return (x >> np.uint64(16)) ^ x
-
-
-def np_draws(idx, seed, n):
-    k0, k1 = np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32)
-    base = np_mix32((idx.astype(np.uint64) & M32) ^ k0)
-    return [np_mix32(base ^ np_mix32(np.array([(int(k1) + j * 0x9E3779B9) & 0xFFFFFFFF], np.uint64))) for j in range(n)]
-
-
-def reference(x, idx, seed, mean, std, augment, p):
-    """Per image: zero-pad, cut the window, mirror, then (x * scale + shift) in float32."""
-    crop, flip = augment in ("crop", "crop+flip"), augment in ("flip", "crop+flip")
-    p = p if crop else 0
-    r = np_draws(idx, seed, 3)
-    b, c, h, w = x.shape
-    out = np.empty((b, c, h, w), np.float32)
-    scale = (1.0 / (255.0 * np.asarray(std, np.float64))).astype(np.float32)
-    shift = (-np.asarray(mean, np.float64) / np.asarray(std, np.float64)).astype(np.float32)
-    for i in range(b):
-        img = x[i]
-        if crop or flip:
-            padded = np.zeros((c, h + 2 * p, w + 2 * p), np.uint8)
-            padded[:, p : p + h, p : p + w] = img
-            dy, dx = int(r[0][i] % (2 * p + 1)), int(r[1][i] % (2 * p + 1))
-            img = padded[:, dy : dy + h, dx : dx + w]
-            if flip and (int(r[2][i]) >> 16) & 1:
-                img = img[:, :, ::-1]
-        out[i] = img.astype(np.float32) * scale[:, None, None] + shift[:, None, None]
-    return out
 
 
 def test_mix32_matches_numpy_and_is_a_bijection_sample():

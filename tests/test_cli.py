@@ -13,6 +13,8 @@ from lrdecay.cli import build_parser, main
 from lrdecay.data import pattern_dataset
 from lrdecay.trainer import TrainConfig, read_jsonl
 
+from support import strip
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -177,6 +179,5 @@ def test_train_resume_takes_the_run_folder_and_its_config(tmp_path, capsys):
     code, stdout, err = _run(["train", "--resume", str(part), "--data", str(tmp_path / "d.npz")], capsys)
     assert code == 0, err
     assert f"logs in {part}" in stdout
-    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("time", "elapsed")} for r in recs]  # noqa: E731
     assert strip(read_jsonl(part / "log.jsonl")) == strip(read_jsonl(full / "log.jsonl"))
     assert len(read_jsonl(part / "log.jsonl")) == 3

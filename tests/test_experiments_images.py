@@ -17,7 +17,7 @@ from lrdecay.cli import main
 from lrdecay.experiments import realdata, runner, transfer
 from lrdecay.experiments.common import DOES_NOT_APPLY, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
-from image_files import make_cifar10, make_tree, random_cifar
+from support.image_files import make_cifar10, make_tree, random_cifar
 
 STATUSES = {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE}
 IMAGE_EXPERIMENTS = [n for n in experiments.NAMES if n != "complexity"]

@@ -1,4 +1,4 @@
-"""Fuzz: lrdecay.data.pattern_dataset and lrdecay.noise.corrupt_labels (see tests/fuzz_support.py)."""
+"""Fuzz: lrdecay.data.pattern_dataset and lrdecay.noise.corrupt_labels (see tests/support/fuzz.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz_support import FEW, FUZZ, anything, clean_outcome, not_a_number, not_an_int, not_finite, rejected
+from support.fuzz import FEW, FUZZ, anything, clean_outcome, not_a_number, not_an_int, not_finite, rejected
 from lrdecay.data import PRESETS, pattern_dataset
 from lrdecay.noise import MODES, corrupt_labels
 

@@ -1,4 +1,4 @@
-"""Fuzz: lrdecay.Ledger's arguments (see tests/fuzz_support.py). Valid call sequences against a plain
+"""Fuzz: lrdecay.Ledger's arguments (see tests/support/fuzz.py). Valid call sequences against a plain
 reference are fuzzed in tests/test_ledger.py (test_random_call_sequences_match_reference); damaged files in
 test_every_single_bit_flip_loads_whole_or_is_refused. Here: every bad argument is refused naming it, and
 changes nothing."""
@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz_support import FEW, FUZZ, anything, clean_outcome, not_an_int, rejected
+from support.fuzz import FEW, FUZZ, anything, clean_outcome, not_an_int, rejected
 from lrdecay import Ledger
 
 

@@ -1,5 +1,5 @@
 """Fuzz: lrdecay.schedules (every schedule and AutoDecay) and lrdecay.optim.FusedSGD (see
-tests/fuzz_support.py)."""
+tests/support/fuzz.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz_support import FEW, FUZZ, anything, clean_outcome, not_a_number, not_an_int, not_finite, rejected
+from support.fuzz import FEW, FUZZ, anything, clean_outcome, not_a_number, not_an_int, not_finite, rejected
 from lrdecay import schedules as S
 from lrdecay.optim import FusedSGD
 

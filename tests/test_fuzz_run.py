@@ -1,5 +1,5 @@
 """Fuzz: lrdecay.models, lrdecay.trainer (TrainConfig, train), the `lrdecay data` command, output folders
-and lrdecay.images' ImageDataset (see tests/fuzz_support.py)."""
+and lrdecay.images' ImageDataset (see tests/support/fuzz.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz_support import FEW, FUZZ, anything, clean_outcome, not_a_number, not_an_int, not_finite, rejected
+from support.fuzz import FEW, FUZZ, anything, clean_outcome, not_a_number, not_an_int, not_finite, rejected
 from lrdecay._outdir import MARKER, OutputDir, OutputDirError
 from lrdecay.images import ImageDataset
 from lrdecay.models import ACTIVATIONS, MODEL_NAMES, make_model

@@ -15,7 +15,7 @@ from lrdecay.data import DatasetNotFoundError, cifar10, cifar100, digits, image_
 from lrdecay.images import ImageDataset, channel_stats, write_cifar
 from lrdecay.noise import corrupt_labels
 
-from image_files import CIFAR10_NAMES, make_cifar10, make_tree, random_cifar, write_png
+from support.image_files import CIFAR10_NAMES, make_cifar10, make_tree, random_cifar, write_png
 
 OFFICIAL = pytest.warns(UserWarning, match="not the official")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import optim_parity as P
+from support import optim_parity as P
 from lrdecay import schedules as S
 from lrdecay.optim import FusedSGD, SparseGradientError
 

@@ -16,6 +16,8 @@ import pytest
 from lrdecay._outdir import MARKER, OutputDir, OutputDirBusy, OutputDirError
 from lrdecay.trainer import Trainer, TrainConfig, read_jsonl, train
 
+from support import strip
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="the folder lock is flock (POSIX)")
@@ -157,7 +159,6 @@ def test_overwrite_leaves_only_the_new_run(tmp_path):
     train(_config(ledger=False, plots=False), dataset=_data(), out_dir=tmp_path / "b")
     assert sorted(_snapshot(tmp_path / "a")) == sorted(_snapshot(tmp_path / "b")) == [
         "checkpoint.pt", "config.json", "log.csv", "log.jsonl"]
-    strip = lambda recs: [{k: v for k, v in x.items() if k not in ("time", "elapsed")} for x in recs]  # noqa: E731
     assert strip(read_jsonl(tmp_path / "a" / "log.jsonl")) == strip(read_jsonl(tmp_path / "b" / "log.jsonl"))
     assert len(r.history) == 2
 

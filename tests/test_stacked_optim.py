@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-import stacked_parity as P
+from support import stacked_parity as P
 from lrdecay import schedules as S
 from lrdecay.optim import StackedSGD
 

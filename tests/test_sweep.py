@@ -3,7 +3,6 @@ Ctrl-C, failures; another sweep in the folder; the CLI."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -16,67 +15,9 @@ from lrdecay.sweep import SpecError, load_sweep, run_sweep
 from lrdecay.sweep.spec import run_id
 from lrdecay.trainer import TrainConfig, Trainer, train
 
+from support import fused_configs, member_configs, strip, table, tiny
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-TIME_KEYS = ("time", "elapsed")
-
-
-def tiny(**kw) -> TrainConfig:
-    """A run of a fraction of a second: 4-class toy data, a 2×8 MLP with BatchNorm, 3 epochs."""
-    base = dict(preset="toy", n_train=300, n_test=100, label_noise=0.2, width=8, depth=2, epochs=3,
-                milestones=[2], batch_size=64, device="cpu", progress=False, plots=False)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def member_configs() -> list[TrainConfig]:
-    """Runs that stack together but differ in every per-member setting (seed, data noise, optimizer,
-    lr, momentum, dampening, weight decay, Nesterov, schedule)."""
-    return [
-        tiny(seed=0),
-        tiny(seed=1, lr=0.05, schedule="constant", optimizer="torch"),
-        tiny(seed=0, lr=0.2, momentum=0.0, weight_decay=0.0, schedule="cosine"),
-        tiny(seed=2, label_noise=0.0, nesterov=True, schedule="step", step_size=1, gamma=0.5),
-        tiny(seed=3, dampening=0.3, schedule="exponential", gamma=0.7, optimizer="torch"),
-    ]
-
-
-def fused_configs() -> list[TrainConfig]:
-    """member_configs() all with optimizer="fused": stacked or alone, bit for bit the same numbers."""
-    return [c.replace(optimizer="fused") for c in member_configs()]
-
-
-def kill_configs() -> list[TrainConfig]:
-    """fused_configs() long enough (40 epochs of 2000 samples, ~2 s a task) that a worker is still training
-    when a kill sent at a run's third epoch arrives: drivers read workers' epoch events up to 0.5 s late, and
-    a kill that lands after the task ended leaves nothing to retry."""
-    return [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
-
-
-def mid_run_killer():
-    """An ``on_event`` hook that SIGKILLs, once, the worker of a run seen at epochs 3-30 with no result yet
-    (by then the run has checkpointed its second epoch at least). Returns ``(hook, killed_pids)``."""
-    killed: list[int] = []
-    finished: set[str] = set()
-
-    def hook(event):
-        if event["event"] == "result":
-            finished.add(event["run_id"])
-        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
-              and event["run_id"] not in finished):
-            killed.append(event["pid"])
-            os.kill(event["pid"], signal.SIGKILL)
-
-    return hook, killed
-
-
-def strip(history):
-    return [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in history]
-
-
-def table(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIME_KEYS} for row in csv.DictReader(f)]
 
 
 # ---------------------------------------------------------------------------- stacked == solo

@@ -12,7 +12,7 @@ import pytest
 
 from lrdecay.sweep import load_sweep, run_sweep
 
-from test_sweep import fused_configs, kill_configs, mid_run_killer, table, tiny
+from support import fused_configs, kill_configs, killed_sweep_configs, mid_run_killer, table, tiny
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -40,7 +40,7 @@ def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path):
 SCRIPT = r"""
 import sys, torch
 sys.path.insert(0, {tests!r})
-from test_sweep_process import killed_sweep_configs
+from support import killed_sweep_configs
 from lrdecay.sweep import run_sweep
 
 if __name__ == "__main__":
@@ -48,10 +48,6 @@ if __name__ == "__main__":
     run_sweep(killed_sweep_configs(), sys.argv[1], executor=sys.argv[2], workers=2, progress=False,
               checkpoint_seconds=0)
 """
-
-
-def killed_sweep_configs():
-    return [c.replace(epochs=8, milestones=[4], n_train=2000, batch_size=100) for c in fused_configs()]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ ray = pytest.importorskip("ray")
 
 from lrdecay.sweep import run_sweep  # noqa: E402
 
-from test_sweep import fused_configs, kill_configs, mid_run_killer, table  # noqa: E402
+from support import fused_configs, kill_configs, mid_run_killer, table  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

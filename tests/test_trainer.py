@@ -14,37 +14,9 @@ import torch.nn.functional as F
 
 from lrdecay.trainer import Trainer, TrainConfig, read_jsonl, train
 
+from support import clusters, small_config, strip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def clusters(n, *, d=12, k=4, seed=0, noise=0.0, sep=3.0, draw=0):
-    """Gaussian clusters in two groups (``easy``: far-apart centres, ``hard``: close ones) with optional
-    symmetric label flips; centres from ``seed``, samples from (``seed``, ``draw``). Independent of the
-    code under test."""
-    centres = np.random.default_rng(seed).normal(size=(2, k, d)) * np.array([sep, sep / 6])[:, None, None]
-    rng = np.random.default_rng([seed, draw])
-    group = (rng.random(n) < 0.5).astype(np.int32)
-    y_clean = rng.integers(0, k, n)
-    x = (centres[group, y_clean] + rng.normal(size=(n, d))).astype(np.float32)
-    y = y_clean.copy()
-    flipped = np.zeros(n, bool)
-    n_flip = int(round(noise * n))
-    if n_flip:
-        idx = rng.choice(n, n_flip, replace=False)
-        y[idx] = (y[idx] + rng.integers(1, k, n_flip)) % k
-        flipped[idx] = True
-    return {"x": x, "y": y, "y_clean": y_clean, "group": group, "flipped": flipped,
-            "group_names": ("easy", "hard"), "n_classes": k}
-
-
-def small_config(**kw):
-    base = dict(
-        epochs=3, batch_size=32, optimizer="torch", ledger=False, width=16, depth=2, milestones=[2],
-        device="cpu", progress=False, plots=False,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_short_run_learns_well_above_chance():
@@ -194,7 +166,6 @@ def test_same_seed_same_bytes_other_seed_differs():
     for k in sd[0]:
         assert torch.equal(sd[0][k], sd[1][k])
     assert any(not torch.equal(sd[0][k], sd[2][k]) for k in sd[0] if sd[0][k].is_floating_point())
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("time", "elapsed")} for r in h]
     assert strip(runs[0].history) == strip(runs[1].history)
 
 
@@ -340,7 +311,6 @@ def test_cuda_graph_equals_eager():
         assert t.use_graph == graph
         runs.append(t.fit())
     g, e = runs
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("time", "elapsed")} for r in h]
     assert strip(g.history) == strip(e.history)
     for a, b in zip(g.model.state_dict().values(), e.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

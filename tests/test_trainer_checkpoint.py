@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,7 +14,7 @@ from lrdecay.models import MLP
 from lrdecay.trainer import CheckpointError, Trainer, load_checkpoint, read_jsonl, train
 from lrdecay.trainer import checkpoint as ckpt_mod
 
-from test_trainer import clusters, small_config
+from support import assert_same_run, clusters, small_config, strip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,21 +42,6 @@ def _model(ds, k=None):
     return SigintAt(m, k if k is not None else 10**9)
 
 
-def _strip(history):
-    return [{k: v for k, v in r.items() if k not in ("time", "elapsed")} for r in history]
-
-
-def _assert_same_run(a, b):
-    assert _strip(a.history) == _strip(b.history)
-    if a.ledger is not None:
-        assert np.array_equal(a.ledger.history(), b.ledger.history())
-        assert np.array_equal(a.ledger.forgetting_events, b.ledger.forgetting_events)
-    sa, sb = a.model.state_dict(), b.model.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        assert torch.equal(sa[k], sb[k]), k
-
-
 @pytest.mark.parametrize(
     "n,batch,drop_last,k",
     [
@@ -82,8 +66,8 @@ def test_ctrl_c_checkpoint_then_resume_equals_uninterrupted(tmp_path, n, batch, 
 
     resumed = train(cfg, dataset=ds, test_sets={"t": ds}, model=_model(ds), out_dir=out,
                     resume=out / "checkpoint.pt")
-    _assert_same_run(full, resumed)
-    assert _strip(read_jsonl(out / "log.jsonl")) == _strip(read_jsonl(tmp_path / "full" / "log.jsonl"))
+    assert_same_run(full, resumed)
+    assert strip(read_jsonl(out / "log.jsonl")) == strip(read_jsonl(tmp_path / "full" / "log.jsonl"))
 
 
 @pytest.mark.parametrize("optimizer", ["torch", "fused"])
@@ -97,7 +81,7 @@ def test_resume_from_epoch_checkpoint_via_trainer_steps(tmp_path, optimizer):
     path = t.save_checkpoint(tmp_path / "ep2.pt")
     t.run_epoch()  # the stopped run went further; the checkpoint is what counts
     resumed = Trainer(cfg, dataset=ds, resume=path).fit()
-    _assert_same_run(full, resumed)
+    assert_same_run(full, resumed)
 
 
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
@@ -105,7 +89,7 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     cfg = small_config(epochs=2)
     a = train(cfg, dataset=ds, out_dir=tmp_path)
     b = train(cfg, dataset=ds, out_dir=tmp_path, resume=tmp_path / "checkpoint.pt")
-    _assert_same_run(a, b)
+    assert_same_run(a, b)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from torch import nn
 
 from lrdecay.trainer import TrainConfig, Trainer, train
 
-from test_trainer import clusters, small_config
+from support import clusters, small_config
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,7 @@ import torch
 from lrdecay.schedules import AccuracyMilestones, AutoDecay
 from lrdecay.trainer import Trainer, decays_in, load_checkpoint, train
 
-from test_trainer import clusters, small_config
-from test_trainer_checkpoint import _assert_same_run
+from support import assert_same_run, clusters, small_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -81,7 +80,7 @@ def test_resume_with_host_schedule_equals_uninterrupted(tmp_path, kind):
         t.run_epoch()
     path = t.save_checkpoint(tmp_path / "mid.pt")
     resumed = Trainer(cfg, dataset=ds, resume=path).fit()
-    _assert_same_run(full, resumed)
+    assert_same_run(full, resumed)
 
 
 def test_snapshot_equals_the_model_of_a_shorter_run(tmp_path):

@@ -16,8 +16,9 @@ from lrdecay.images import ImageDataset
 from lrdecay.models import CifarResNet
 from lrdecay.trainer import Trainer, TrainConfig, load_checkpoint, subseed, train
 
-from image_files import make_cifar10, make_tree
-from test_augment import reference
+from support import augment_reference as reference
+from support import clusters, strip
+from support.image_files import make_cifar10, make_tree
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,7 +121,6 @@ def test_ctrl_c_and_resume_with_augmentation_is_exact(tmp_path, optimizer):
     assert (st["epoch"], st["batch"]) == (1, 2)
     with pytest.warns(UserWarning):
         resumed = train(cfg, model=_resnet(), out_dir=tmp_path / "cut", resume=tmp_path / "cut" / "checkpoint.pt")
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("time", "elapsed")} for r in h]  # noqa: E731
     assert strip(full.history) == strip(resumed.history)
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
@@ -212,7 +212,6 @@ def test_config_errors(kw, err, match):
 
 
 def test_trainer_errors(tmp_path):
-    from test_trainer import clusters
 
     with pytest.raises(ValueError, match="augment='crop' needs uint8 image data"):
         Trainer(cfg_(augment="crop"), dataset=clusters(40))

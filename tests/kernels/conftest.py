@@ -14,5 +14,5 @@ os.environ["TRITON_INTERPRET"] = "1"
 sys.modules.pop("lrdecay.kernels.sgd_step", None)
 sys.modules.pop("lrdecay.kernels.stacked_sgd_step", None)
 
-# The shared parity checks live one folder up (tests/optim_parity.py).
+# The shared test helpers live one folder up (tests/support/).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("triton")
 
-import optim_parity as P  # noqa: E402
+from support import optim_parity as P  # noqa: E402
 from lrdecay import schedules as S  # noqa: E402
 from lrdecay.optim import FusedSGD, SparseGradientError  # noqa: E402
 

@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("triton")
 
-import stacked_parity as P  # noqa: E402
+from support import stacked_parity as P  # noqa: E402
 from lrdecay.kernels.stacked_sgd_step import make_tiles  # noqa: E402
 
 RTOL = 1e-6
