@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import warnings
 from typing import Sequence
 
@@ -38,34 +39,139 @@ def _check_size(size) -> tuple[int, int]:
     return s, s
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a folder or a link to one (a link loop is not: scandir raises ELOOP for it)."""
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
+
+
 def _class_folders(root: str) -> list[str]:
-    return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=True) and not e.name.startswith("."))
+    return sorted(e.name for e in os.scandir(root) if not e.name.startswith(".") and _is_dir(e))
 
 
-def _scan_folder(root: str, extensions: tuple[str, ...]) -> tuple[list[str], list[str], list[int]]:
-    """(class names, relative file paths, labels) of a class-per-subfolder tree, in sorted order."""
+def _inside(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` is ``folder`` or lies below it (both resolved)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_class_overlap(root: str, classes: list[str]) -> None:
+    """Refuse class folders that resolve (through links) to the root, an ancestor of it, the same folder
+    as another class, or a folder inside another class: their images would get two labels."""
+    real_root = os.path.realpath(root)
+    real = {cls: os.path.realpath(os.path.join(root, cls)) for cls in classes}
+    for cls, path in real.items():
+        if _inside(real_root, path):
+            raise ValueError(f"image_folder: class folder {cls!r} in {root} resolves to {path}, which holds the "
+                             f"root itself: its images would include every class's")
+        for other, other_path in real.items():
+            if other != cls and _inside(path, other_path):
+                raise ValueError(f"image_folder: class folders {cls!r} and {other!r} in {root} resolve to "
+                                 f"{path} and {other_path}: one lies inside the other, so images would get two labels")
+
+
+def _scan_class(root: str, cls: str, extensions: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(image paths relative to ``root``, refused entries as "path: reason") of one class folder.
+
+    Depth-first in sorted order (a folder's files, then its subfolders). Links are followed, but every
+    resolved folder and file must lie inside the class folder's resolved path and is visited once, under
+    the first path that reaches it; only regular files are images. A link to a folder already visited
+    (``x -> .``, ``sub/up -> ..``) is passed over; other entries that break the rule are refused.
+    """
+    base = os.path.realpath(os.path.join(root, cls))
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    found: list[str] = []
+    refused: list[str] = []
+    stack = [os.path.join(root, cls)]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen_dirs:
+            continue
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            refused.append(f"{os.path.relpath(folder, root)}: cannot list it ({exc.strerror or exc})")
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            rel = os.path.relpath(e.path, root)
+            if _is_dir(e):
+                target = os.path.realpath(e.path)
+                if not _inside(target, base):
+                    refused.append(f"{rel}: a link to {target}, outside its class folder")
+                elif target not in seen_dirs:
+                    subdirs.append(e.path)
+                continue
+            if not e.name.lower().endswith(extensions):
+                continue
+            try:
+                st = os.stat(e.path)
+            except OSError as exc:  # a dangling link, a link loop, no permission
+                refused.append(f"{rel}: cannot be read ({exc.strerror or exc})")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                refused.append(f"{rel}: not a regular file (a pipe, device or socket)")
+                continue
+            target = os.path.realpath(e.path)
+            if not _inside(target, base):
+                refused.append(f"{rel}: a link to {target}, outside its class folder")
+            elif target not in seen_files:
+                seen_files.add(target)
+                found.append(rel)
+        stack.extend(reversed(subdirs))
+    return found, refused
+
+
+def _scan_folder(root: str, extensions: tuple[str, ...], on_error: str = "raise") -> tuple[list[str], list[str], list[int]]:
+    """(class names, relative file paths, labels) of a class-per-subfolder tree, in sorted order.
+
+    Entries that break :func:`_scan_class`'s rule raise ValueError (``on_error="raise"``) or are left out
+    with a warning naming them (``"skip"``)."""
     layout = (f"one subfolder per class holding its images (root/<class>/<image>, any depth below the class "
               f"folder; endings {', '.join(extensions)})")
     classes = _class_folders(root)
     if not classes:
         raise DatasetNotFoundError(f"image_folder: no class subfolders in {root}; expected {layout}")
-    files, labels, empty = [], [], []
+    _check_class_overlap(root, classes)
+    files, labels, empty, refused = [], [], [], []
     for k, cls in enumerate(classes):
-        found = []
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, cls), followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fn in sorted(filenames):
-                if not fn.startswith(".") and fn.lower().endswith(extensions):
-                    found.append(os.path.relpath(os.path.join(dirpath, fn), root))
+        found, bad = _scan_class(root, cls, extensions)
+        refused.extend(bad)
         if not found:
             empty.append(cls)
         files.extend(found)
         labels.extend([k] * len(found))
+    if refused:
+        shown = "; ".join(refused[:5]) + (" ..." if len(refused) > 5 else "")
+        if on_error == "raise":
+            raise ValueError(f"image_folder: {len(refused)} entr{'y' if len(refused) == 1 else 'ies'} in {root} "
+                             f"cannot be used as images: {shown} (on_error='skip' leaves them out)")
+        warnings.warn(f"image_folder: skipped {len(refused)} entr{'y' if len(refused) == 1 else 'ies'} in {root} "
+                      f"that cannot be used as images: {shown}", stacklevel=3)
     if empty:
         raise DatasetNotFoundError(
             f"image_folder: class folder(s) {empty} in {root} hold no images; expected {layout}"
         )
     return classes, files, labels
+
+
+def _open_regular(path: str):
+    """``path`` opened for binary reading, refusing anything but a regular file without blocking on it
+    (a file swapped for a pipe after the scan would hang a plain open)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _content_key(root: str, files: list[str], labels: list[int], params: dict) -> str:
@@ -77,7 +183,7 @@ def _content_key(root: str, files: list[str], labels: list[int], params: dict) -
     h.update(f"format={_FOLDER_CACHE_FORMAT};pillow={PIL.__version__}".encode())
     for rel, k in zip(files, labels):
         h.update(f"\0{rel}\0{k}\0".encode())
-        with open(os.path.join(root, rel), "rb") as f:
+        with _open_regular(os.path.join(root, rel)) as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
     return h.hexdigest()
@@ -92,7 +198,7 @@ def _decode(path: str, size: tuple[int, int], resize: str, mode: str) -> np.ndar
     from PIL import Image, ImageOps
 
     h, w = size
-    with Image.open(path) as im:
+    with _open_regular(path) as f, Image.open(f) as im:
         im.load()
         im = im.convert(mode)
         if resize == "crop":
@@ -124,7 +230,18 @@ def image_folder(
     """A class-per-subfolder image tree (``root/<class>/<image>``), decoded once and cached.
 
     Classes are the subfolders of ``root`` in sorted order (hidden ones skipped); each class's images are
-    found at any depth below its folder, in sorted order. Every image is decoded with Pillow, converted
+    found at any depth below its folder, in sorted order (a folder's files, then its subfolders).
+
+    Links are followed under one rule, so a hostile or careless tree can neither hang the scan nor give
+    an image the wrong label: only *regular files* are images (a pipe, device or socket with an image
+    ending is refused, never opened for reading); every resolved file and folder must lie *inside its
+    class folder's resolved path* (a link out of it, e.g. ``up -> ..``, is refused); each resolved file
+    and folder is *visited once*, under the first path that reaches it (a link back to a folder already
+    visited, e.g. ``x -> .``, is passed over). A class folder may itself be a link, but class folders
+    must not resolve to the root, to one another or into one another (ValueError). Refused entries
+    (these, dangling links and link loops) follow ``on_error``.
+
+    Every image is decoded with Pillow, converted
     to RGB (``channels=3``) or grayscale (``channels=1``) and brought to ``size``. The result is saved as
     a uint8 array file ``<cache_dir>/<key>.npz``, where ``key`` hashes every file's bytes and path, the
     decoding parameters and Pillow's version; the next call with the same files reads that file instead of
@@ -146,8 +263,9 @@ def image_folder(
         Read/write the decoded array there (default ``$LRDECAY_CACHE/image_folder``, else
         ``~/.cache/lrdecay/image_folder``). ``cache=False`` always decodes and writes nothing.
     on_error:
-        ``"raise"``: an image Pillow cannot decode raises ValueError naming it. ``"skip"``: such images
-        are left out, with a warning naming them (classes keep their ids).
+        ``"raise"``: an image Pillow cannot decode, or an entry the rule above refuses, raises ValueError
+        naming it. ``"skip"``: such entries are left out, with a warning naming them (classes keep their
+        ids).
     workers:
         Decoding threads (Pillow releases the GIL while decoding); default ``min(8, CPU count)``. The
         result does not depend on it.
@@ -174,7 +292,7 @@ def image_folder(
     if workers is not None:
         workers = check_int("workers", workers, 1, 1024)
     root = _check_root(root, "a class-per-subfolder image tree (root/<class>/<image>)")
-    classes, files, labels = _scan_folder(root, exts)
+    classes, files, labels = _scan_folder(root, exts, on_error)
     params = {"size": hw, "resize": resize, "channels": channels, "on_error": on_error}
 
     cache_path = None
