@@ -50,58 +50,49 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-# Command-line flags of ``lrdecay train`` that override TrainConfig fields of the same name:
-# name -> (type, help). The defaults shown in --help are TrainConfig's; the choices come from the
-# modules that define them (_train_choices).
-_TRAIN_FLAGS = {
-    "epochs": (int, "training epochs"),
-    "batch_size": (int, "minibatch size (see --full-batch)"),
-    "lr": (float, "learning rate (the schedule's starting value)"),
-    "momentum": (float, "SGD momentum"),
-    "weight_decay": (float, "weight decay (L2)"),
-    "seed": (int, "seed of the data, data order, initialization and label noise"),
-    "n_train": (int, "training samples drawn from --preset"),
-    "n_test": (int, "test samples drawn from --preset (0: no test set)"),
-    "label_noise": (float, "symmetric label-flip rate of the training set, in [0, 1]"),
-    "preset": (str, "pattern-dataset preset"),
-    "model": (str, "model"),
-    "width": (int, "hidden width (default: the model's)"),
-    "depth": (int, "hidden layers (default: the model's)"),
-    "optimizer": (str, "fused: lrdecay FusedSGD, device-side schedule; torch: torch.optim.SGD + lr_scheduler"),
-    "schedule": (str, "learning-rate schedule (changes at epoch boundaries)"),
-    "gamma": (float, "decay factor of the multistep, step and exponential schedules"),
-    "device": (str, "auto (CUDA if available), cpu, cuda or cuda:N"),
-    "checkpoint_every": (int, "also write checkpoint.pt every k epochs (0: only at the end)"),
-    "eval_every": (int, "evaluate the test sets every k epochs (and at the last)"),
-    "data_dir": (str, "folder holding --data cifar10, cifar100 or folder (needed), or mnist, fashion-mnist, kmnist (default: "
-                         "$LRDECAY_DATA, then /usr/share/datasets/<name>); nothing is downloaded"),
-    "image_size": (int, "side of the images decoded from a folder"),
-    "train_subset": (int, "train on a class-balanced subset of this many images (default: all)"),
-    "augment": (str, "augmentation, on the device inside the step"),
-    "crop_padding": (int, "zero padding around an image for the random crop"),
-}
+# `lrdecay train`'s options that are not TrainConfig fields of the same name (the rest are generated from
+# the fields' declarations, lrdecay.trainer.fields).
+_TRAIN_OWN_OPTIONS = ("--config", "--out", "--resume", "--overwrite", "--data", "--test-data")
 
 
-def _train_choices() -> dict[str, list[str]]:
-    from lrdecay.augment import AUGMENTS
-    from lrdecay.data import PRESETS
-    from lrdecay.models import MODEL_NAMES
-    from lrdecay.trainer.config import OPTIMIZERS, SCHEDULES
+def _flag_type(spec):
+    """An argparse ``type`` reading one field's flag (its message names the flag and what it accepts)."""
 
-    return {
-        "preset": list(PRESETS),
-        "model": list(MODEL_NAMES),
-        "optimizer": list(OPTIMIZERS),
-        "schedule": list(SCHEDULES),
-        "augment": ["auto", *AUGMENTS],
-    }
+    def parse(text: str):
+        try:
+            return spec.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = spec.name
+    return parse
 
 
-def _parse_milestones(text: str) -> list[int]:
-    try:
-        return [int(m) for m in text.split(",") if m.strip()]
-    except ValueError:
-        raise ValueError(f"--milestones must be comma-separated epochs, e.g. 10,20; got {text!r}") from None
+def _add_field_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field that has one (``--name``; a bool field ``--name`` / ``--no-name``),
+    with its type, choices and help from the field's declaration; unset flags leave no attribute."""
+    from lrdecay.trainer import TrainConfig
+    from lrdecay.trainer.fields import flag_specs
+
+    for spec in flag_specs(TrainConfig):
+        if spec.kind == "bool":
+            parser.add_argument(spec.option, dest=spec.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=spec.text)
+        else:
+            parser.add_argument(spec.option, dest=spec.name, type=_flag_type(spec), choices=spec.choices,
+                                default=argparse.SUPPRESS, metavar=None if spec.choices else spec.name.upper(),
+                                help=spec.text)
+        for option, value, text in spec.aliases:
+            parser.add_argument(option, dest=spec.name, action="store_const", const=value,
+                                default=argparse.SUPPRESS, help=text)
+
+
+def _train_fields(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the command line set (``--data`` aside, which ``train`` reads itself)."""
+    from lrdecay.trainer import TrainConfig
+    from lrdecay.trainer.fields import flag_specs
+
+    return {s.name: getattr(args, s.name) for s in flag_specs(TrainConfig) if hasattr(args, s.name)}
 
 
 def _load_npz_dataset(path: str, flag: str = "--data") -> dict:
@@ -141,27 +132,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fields = TrainConfig.from_json(os.path.join(run_dir, "config.json")).to_dict()  # the run's own
     else:
         fields = {}
-    for name in _TRAIN_FLAGS:
-        value = getattr(args, name)
-        if value is not None:
-            fields[name] = value
-    if args.milestones is not None:
-        fields["milestones"] = _parse_milestones(args.milestones)
-    if args.classes is not None:
-        try:
-            fields["classes"] = [int(c) for c in args.classes.split(",") if c.strip()]
-        except ValueError:
-            raise ValueError(f"--classes must be comma-separated class indices, e.g. 0,1,2; got {args.classes!r}") from None
-    if args.full_batch:
-        fields["batch_size"] = None
-    if args.no_graph:
-        fields["cuda_graph"] = False
-    if args.no_ledger:
-        fields["ledger"] = False
-    if args.channels_last:
-        fields["channels_last"] = True
-    if args.amp:
-        fields["amp"] = True
+    fields.update(_train_fields(args))
     if args.data in IMAGE_DATASETS:  # real images by name; anything else is an .npz path
         fields["data"] = args.data
         if args.test_data:
@@ -428,17 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     data.set_defaults(func=_cmd_data)
 
-    import dataclasses
-
-    from lrdecay.trainer import TrainConfig
-
-    defaults = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
-                for f in dataclasses.fields(TrainConfig)}
-    choices = _train_choices()
     tr = sub.add_parser(
         "train", help="train a model (config JSON and/or flags); logs, checkpoints, plots",
         description="Train one model as a TrainConfig says (a JSON file, and/or the flags below, which override "
-        "its fields; the defaults shown are TrainConfig's). With --out, the folder gets config.json, log.jsonl, "
+        "its fields; the defaults shown are TrainConfig's; a field that may be None takes `none`, a list field "
+        "comma-separated items). With --out, the folder gets config.json, log.jsonl, "
         "log.csv, checkpoint.pt, ledger.npz and PNG curves.",
     )
     tr.add_argument("--config", help="TrainConfig JSON file (the flags below override its fields)")
@@ -451,24 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "--data-dir says where, needed for cifar10/cifar100/folder), or an .npz training set (from "
                     "`lrdecay data`) instead of --preset")
     tr.add_argument("--test-data", help=".npz test set to evaluate (with an .npz --data)")
-    for name, (typ, text) in _TRAIN_FLAGS.items():
-        default = defaults[name]
-        shown = "" if "default:" in text else f" (default: {'none' if default is None else default})"
-        tr.add_argument("--" + name.replace("_", "-"), type=typ, default=None, choices=choices.get(name),
-                        help=text + shown)
-    tr.add_argument("--milestones", default=None,
-                    help="comma-separated decay epochs of the multistep schedule (default: "
-                    + ",".join(map(str, defaults["milestones"])) + ")")
-    tr.add_argument("--classes", default=None, help="real images: train and test on these classes only, e.g. "
-                    "0,1,2,3,4 (relabelled 0..k-1 in this order; default: all)")
-    tr.add_argument("--full-batch", action="store_true", help="full-batch gradient descent")
-    tr.add_argument("--no-graph", action="store_true", help="do not capture the step in a CUDA graph")
-    tr.add_argument("--no-ledger", action="store_true", help="no per-sample ledger")
-    tr.add_argument("--channels-last", action="store_true", help="channels_last memory format (conv models)")
-    tr.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
+    _add_field_flags(tr)
     tr.set_defaults(func=_cmd_train)
 
     from lrdecay.experiments import NAMES, PRESETS as EXP_PRESETS
+    from lrdecay.sweep.executors import EXECUTORS
     from lrdecay.images import IMAGE_DATASETS
 
     def add_experiment_flags(p: argparse.ArgumentParser, out_default: str) -> None:
@@ -495,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "are read back, unfinished ones resume from their checkpoints")
         p.add_argument("--overwrite", action="store_true",
                        help="replace what an --out folder holds from an earlier call")
-        p.add_argument("--executor", choices=["auto", "stack", "process", "ray"], default="auto",
+        p.add_argument("--executor", choices=list(EXECUTORS), default="auto",
                        help="how the runs train (lrdecay.sweep): auto, stack (this process, runs sharing an "
                             "architecture as one stacked model), process (a local pool), ray (default: auto)")
 
@@ -524,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
         "finished runs and resumes unfinished ones. Exit status: the number of failed runs.")
     sw.add_argument("spec", help="sweep spec file (.toml or .json)")
     sw.add_argument("--out", required=True, help="sweep folder")
-    sw.add_argument("--executor", default="auto", choices=["auto", "stack", "process", "ray"],
+    sw.add_argument("--executor", default="auto", choices=list(EXECUTORS),
                     help="auto (default), stack (this process), process (local pool), ray")
     sw.add_argument("--workers", type=int, default=None, help="worker processes / concurrent tasks (default: one per core or GPU)")
     sw.add_argument("--address", default=None, help="Ray cluster address (implies --executor ray)")

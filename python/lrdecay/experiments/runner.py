@@ -195,13 +195,14 @@ def resolve_seeds(default: Sequence[int] | None, seeds: Sequence[int] | int | No
     return seeds
 
 
-#: The fields each host-side schedule reads; for any other schedule they stay at their defaults, so that
-#: runs that differ only in unused fields are the same run (same key, trained once).
-_SCHEDULE_FIELDS = {
-    "auto": ("auto_window", "auto_fraction", "auto_min_stage", "max_decays"),
-    "plateau": ("plateau_patience", "plateau_threshold", "max_decays"),
-    "train_acc": ("decay_train_acc",),
-}
+def _host_schedule_fields() -> dict[str, tuple[str, ...]]:
+    """The fields each host-side schedule reads that no fixed schedule reads (from the fields' declarations):
+    for any other schedule they stay at their defaults, so that runs that differ only in unused fields are
+    the same run (same key, trained once)."""
+    from lrdecay.trainer.config import HOST_SCHEDULES, SCHEDULE_FIELDS, SCHEDULES
+
+    fixed = {f for s in SCHEDULES if s not in HOST_SCHEDULES for f in SCHEDULE_FIELDS.get(s, ())}
+    return {s: tuple(f for f in SCHEDULE_FIELDS.get(s, ()) if f not in fixed) for s in HOST_SCHEDULES}
 
 
 def config_from(settings: Mapping[str, Any], *, seed: int, **changes: Any):
@@ -214,8 +215,9 @@ def config_from(settings: Mapping[str, Any], *, seed: int, **changes: Any):
     fields = {k: copy.deepcopy(v) for k, v in settings.items() if k in names}
     fields.update(changes)
     fields.update(seed=seed, plots=False, progress=False)
-    own = set(_SCHEDULE_FIELDS.get(fields.get("schedule", "multistep"), ()))
-    for f in {f for fs in _SCHEDULE_FIELDS.values() for f in fs} - own:
+    host_fields = _host_schedule_fields()
+    own = set(host_fields.get(fields.get("schedule", "multistep"), ()))
+    for f in {f for fs in host_fields.values() for f in fs} - own:
         if f not in changes:
             fields.pop(f, None)
     return TrainConfig(**fields)

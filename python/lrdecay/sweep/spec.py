@@ -39,14 +39,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from lrdecay.trainer.config import TrainConfig
+from lrdecay.trainer.config import UNHASHED_FIELDS, TrainConfig
 
 __all__ = ["SweepSpec", "Run", "SpecError", "load_spec", "run_id", "UNHASHED_FIELDS", "SPEC_KEYS"]
 
 SPEC_KEYS = ("name", "seeds", "base", "grid", "settings")
 
-#: Fields that change how a run is watched or where it runs, not its numbers or its table rows.
-UNHASHED_FIELDS = frozenset({"progress", "plots", "checkpoint_every", "cuda_graph", "device", "data_dir"})
+# UNHASHED_FIELDS (re-exported here): the fields that change how a run is watched or where it runs, not its
+# numbers or its table rows; declared on TrainConfig's fields.
 
 # TOML has no null: this string stands for None in fields that accept None.
 _NONE_WORDS = ("none", "null")

@@ -18,24 +18,18 @@ from typing import Any, Callable, Sequence
 
 from lrdecay.sweep.spec import Run
 from lrdecay.sweep.store import DONE, FAILED, SweepStore
-from lrdecay.trainer.config import TrainConfig
+from lrdecay.trainer.config import PER_MEMBER_FIELDS, TrainConfig
 
 __all__ = ["Task", "plan_tasks", "execute_task", "stack_key", "PER_MEMBER_FIELDS", "INTERRUPTED",
            "stackable"]
 
 INTERRUPTED = "interrupted"
 
-#: Fields that may differ between the members of one stacked model: each member has its own data draw,
-#: init, order and label noise, its own optimizer settings and schedule (fixed or host-side), and its own
-#: trainer for everything after the steps (evaluation, ledger, snapshots, logs, checkpoints). Every other
-#: field (architecture, data shapes, batch size, epochs, device, ...) must be equal.
-PER_MEMBER_FIELDS = frozenset({
-    "seed", "label_noise", "optimizer", "lr", "momentum", "dampening", "weight_decay", "nesterov",
-    "schedule", "milestones", "gamma", "step_size", "eta_min", "max_decays", "auto_window", "auto_fraction",
-    "auto_min_stage", "plateau_patience", "plateau_threshold", "decay_train_acc",
-    "n_test", "probe_groups", "ledger", "eval_every", "eval_train", "snapshot_epochs", "checkpoint_every",
-    "plots", "progress",
-})
+# PER_MEMBER_FIELDS (re-exported here): the fields that may differ between the members of one stacked
+# model: each member has its own data draw, init, order and label noise, its own optimizer settings and
+# schedule (fixed or host-side), and its own trainer for everything after the steps (evaluation, ledger,
+# snapshots, logs, checkpoints). Every other field (architecture, data shapes, batch size, epochs, device,
+# ...) must be equal. Declared on TrainConfig's fields.
 
 #: Models the stacked engine can batch (others always train alone).
 STACKABLE_MODELS = ("mlp",)

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lrdecay._validate import check_bool as _bool
@@ -14,8 +14,11 @@ from lrdecay._validate import check_int as _int
 from lrdecay._validate import check_real as _float
 from lrdecay._validate import check_str as _str
 
-__all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS", "UNHASHED_FIELDS", "OBSERVATION_FIELDS",
+           "DATA_FIELDS", "PER_MEMBER_FIELDS", "SCHEDULE_FIELDS"]
 
+from lrdecay.trainer.fields import DATA, HASHED, OBSERVATION, PER_MEMBER, SCHEDULE, UNHASHED, check_roles
+from lrdecay.trainer.fields import config_field, fields_with, schedule_fields
 from lrdecay.trainer.schedule import FIXED, HOST, RunSchedule
 
 #: Schedules decided at each epoch end on the host, from the epoch's numbers (not known in advance).
@@ -23,12 +26,30 @@ HOST_SCHEDULES = tuple(HOST)
 SCHEDULES = (*FIXED, *HOST_SCHEDULES)
 OPTIMIZERS = ("fused", "torch")
 
-# Fields that change how a run is observed, not the numbers it produces: a checkpoint may be resumed
-# under a config that differs only in these.
-_OBSERVATION_FIELDS = frozenset(
-    {"progress", "checkpoint_every", "plots", "eval_every", "eval_train", "cuda_graph", "device", "data_dir",
-     "snapshot_epochs"}
-)
+
+
+def _presets():
+    from lrdecay.data import PRESETS
+
+    return list(PRESETS)
+
+
+def _models():
+    from lrdecay.models import MODEL_NAMES
+
+    return list(MODEL_NAMES)
+
+
+def _activations():
+    from lrdecay.models import ACTIVATIONS
+
+    return sorted(ACTIVATIONS)
+
+
+def _augments():
+    from lrdecay.augment import AUGMENTS
+
+    return ["auto", *AUGMENTS]
 
 
 @dataclass
@@ -95,60 +116,102 @@ class TrainConfig:
     """
 
     # data
-    preset: str = "ps10"
-    n_train: int = 10_000
-    n_test: int = 2_000
-    label_noise: float | None = None
-    probe_groups: bool = False
+    preset: str = config_field("ps10", roles=[HASHED, DATA], help="pattern-dataset preset", choices=_presets)
+    n_train: int = config_field(10_000, roles=[HASHED, DATA], help="training samples drawn from --preset")
+    n_test: int = config_field(2_000, roles=[HASHED, DATA, PER_MEMBER],
+                               help="test samples drawn from --preset (0: no test set)")
+    label_noise: float | None = config_field(None, roles=[HASHED, DATA, PER_MEMBER],
+                                             help="symmetric label-flip rate of the training set, in [0, 1]")
+    probe_groups: bool = config_field(False, roles=[HASHED, DATA, PER_MEMBER],
+                                      help="also evaluate one probe test set per pattern group")
     # model
-    model: str = "mlp"
-    width: int | None = None
-    depth: int | None = None
-    activation: str = "relu"
-    batchnorm: bool = True
+    model: str = config_field("mlp", roles=[HASHED], help="model", choices=_models)
+    width: int | None = config_field(None, roles=[HASHED], help="hidden width (none: the model's)")
+    depth: int | None = config_field(None, roles=[HASHED], help="hidden layers (none: the model's)")
+    activation: str = config_field("relu", roles=[HASHED], help="activation of the MLP", choices=_activations)
+    batchnorm: bool = config_field(True, roles=[HASHED], help="batch normalization in the model")
     # optimization
-    epochs: int = 30
-    batch_size: int | None = 128
-    drop_last: bool = False
-    optimizer: str = "fused"
-    lr: float = 0.1
-    momentum: float = 0.9
-    dampening: float = 0.0
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    schedule: str = "multistep"
-    milestones: list[int] = field(default_factory=lambda: [10, 20])
-    gamma: float = 0.1
-    step_size: int = 10
-    eta_min: float = 0.0
-    max_decays: int | None = None
-    auto_window: int = 5
-    auto_fraction: float = 0.1
-    auto_min_stage: int | None = None
-    plateau_patience: int = 3
-    plateau_threshold: float = 0.01
-    decay_train_acc: list[float] = field(default_factory=list)
+    epochs: int = config_field(30, roles=[HASHED], help="training epochs")
+    batch_size: int | None = config_field(
+        128, roles=[HASHED], help="minibatch size (none: full-batch gradient descent)",
+        aliases=[("--full-batch", None, "full-batch gradient descent (--batch-size none)")])
+    drop_last: bool = config_field(False, roles=[HASHED], help="drop the last, smaller minibatch of an epoch")
+    optimizer: str = config_field(
+        "fused", roles=[HASHED, PER_MEMBER], choices=lambda: OPTIMIZERS,
+        help="fused: lrdecay FusedSGD, device-side schedule; torch: torch.optim.SGD + lr_scheduler")
+    lr: float = config_field(0.1, roles=[HASHED, PER_MEMBER], help="learning rate (the schedule's starting value)")
+    momentum: float = config_field(0.9, roles=[HASHED, PER_MEMBER], help="SGD momentum")
+    dampening: float = config_field(0.0, roles=[HASHED, PER_MEMBER], help="SGD momentum dampening")
+    weight_decay: float = config_field(5e-4, roles=[HASHED, PER_MEMBER], help="weight decay (L2)")
+    nesterov: bool = config_field(False, roles=[HASHED, PER_MEMBER], help="Nesterov momentum")
+    schedule: str = config_field("multistep", roles=[HASHED, PER_MEMBER], choices=lambda: SCHEDULES,
+                                 help="learning-rate schedule (changes at epoch boundaries)")
+    milestones: list[int] = config_field(
+        roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["multistep"], items="epochs, e.g. 10,20",
+        help="decay epochs of the multistep schedule", default_factory=lambda: [10, 20])
+    gamma: float = config_field(
+        0.1, roles=[HASHED, PER_MEMBER, SCHEDULE],
+        schedules=["multistep", "step", "exponential", "auto", "plateau", "train_acc"],
+        help="decay factor of the multistep, step, exponential, auto, plateau and train_acc schedules")
+    step_size: int = config_field(10, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["step"],
+                                  help="epochs between decays of the step schedule")
+    eta_min: float = config_field(0.0, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["cosine"],
+                                  help="final learning rate of the cosine schedule")
+    max_decays: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["auto", "plateau"],
+                                          help="most decays of the auto and plateau schedules (none: unlimited)")
+    auto_window: int = config_field(5, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["auto"],
+                                    help="auto schedule: epochs of training loss it compares (>= 3)")
+    auto_fraction: float = config_field(0.1, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["auto"],
+                                        help="auto schedule: decay when the loss fell by less than this fraction")
+    auto_min_stage: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["auto"],
+                                              help="auto schedule: fewest epochs between decays (none: the window)")
+    plateau_patience: int = config_field(3, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["plateau"],
+                                         help="plateau schedule: epochs without improvement before a decay")
+    plateau_threshold: float = config_field(0.01, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["plateau"],
+                                            help="plateau schedule: relative improvement that counts")
+    decay_train_acc: list[float] = config_field(
+        roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=["train_acc"], items="accuracies, e.g. 0.9,0.99",
+        help="train_acc schedule: decay when the training accuracy first reaches each of these",
+        default_factory=list)
     # run
-    seed: int = 0
-    device: str = "auto"
-    cuda_graph: bool = True
-    ledger: bool = True
-    eval_every: int = 1
-    eval_train: bool = False
-    checkpoint_every: int = 0
-    snapshot_epochs: list[int] = field(default_factory=list)
-    plots: bool = True
-    progress: bool = True
+    seed: int = config_field(0, roles=[HASHED, DATA, PER_MEMBER],
+                             help="seed of the data, data order, initialization and label noise")
+    device: str = config_field("auto", roles=[UNHASHED, OBSERVATION], help="auto (CUDA if available), cpu, cuda or cuda:N")
+    cuda_graph: bool = config_field(
+        True, roles=[UNHASHED, OBSERVATION], help="capture the step in a CUDA graph (CUDA, fused optimizer)",
+        aliases=[("--no-graph", False, "do not capture the step in a CUDA graph (--no-cuda-graph)")])
+    ledger: bool = config_field(True, roles=[HASHED, PER_MEMBER], help="record per-sample correctness in a ledger")
+    eval_every: int = config_field(1, roles=[HASHED, OBSERVATION, PER_MEMBER],
+                                   help="evaluate the test sets every k epochs (and at the last)")
+    eval_train: bool = config_field(False, roles=[HASHED, OBSERVATION, PER_MEMBER],
+                                    help="at those epochs also evaluate the training set in eval mode")
+    checkpoint_every: int = config_field(0, roles=[UNHASHED, OBSERVATION, PER_MEMBER],
+                                         help="also write checkpoint.pt every k epochs (0: only at the end)")
+    snapshot_epochs: list[int] = config_field(
+        roles=[HASHED, OBSERVATION, PER_MEMBER], items="epochs, e.g. 5,10",
+        help="keep the model's weights at the end of these epochs (snapshots/)", default_factory=list)
+    plots: bool = config_field(True, roles=[UNHASHED, OBSERVATION, PER_MEMBER], help="write PNG curves at the end")
+    progress: bool = config_field(True, roles=[UNHASHED, OBSERVATION, PER_MEMBER],
+                                  help="progress bar (quiet when stderr is not a terminal)")
     # real images
-    data: str | None = None
-    data_dir: str | None = None
-    image_size: int = 32
-    classes: list[int] | None = None
-    train_subset: int | None = None
-    augment: str = "auto"
-    crop_padding: int = 4
-    channels_last: bool = False
-    amp: bool = False
+    data: str | None = config_field(
+        None, roles=[HASHED, DATA], help="real images by name (none: the pattern preset)",
+        no_flag="`lrdecay train --data` is written by hand: it also takes an .npz training set")
+    data_dir: str | None = config_field(None, roles=[UNHASHED, OBSERVATION, DATA],
+                                        help="folder holding --data cifar10, cifar100 or folder (needed), or mnist, fashion-mnist, "
+                                        "kmnist (default: $LRDECAY_DATA, then /usr/share/datasets/<name>); nothing is "
+                                        "downloaded")
+    image_size: int = config_field(32, roles=[HASHED, DATA], help="side of the images decoded from a folder")
+    classes: list[int] | None = config_field(
+        None, roles=[HASHED, DATA], items="class indices, e.g. 0,1,2",
+        help="real images: train and test on these classes only, relabelled 0..k-1 in this order (none: all)")
+    train_subset: int | None = config_field(None, roles=[HASHED, DATA],
+                                            help="train on a class-balanced subset of this many images (none: all)")
+    augment: str = config_field("auto", roles=[HASHED], help="augmentation, on the device inside the step",
+                                choices=_augments)
+    crop_padding: int = config_field(4, roles=[HASHED], help="zero padding around an image for the random crop")
+    channels_last: bool = config_field(False, roles=[HASHED], help="channels_last memory format (conv models)")
+    amp: bool = config_field(False, roles=[HASHED], help="bfloat16 autocast (CUDA)")
 
     def __post_init__(self) -> None:
         for name in ("milestones", "decay_train_acc", "snapshot_epochs", "classes"):
@@ -360,11 +423,25 @@ class TrainConfig:
         """:meth:`identity` of a config with every field at its default (without validation)."""
         out = {}
         for f in dataclasses.fields(cls):
-            if f.name in _OBSERVATION_FIELDS:
+            if f.name in OBSERVATION_FIELDS:
                 continue
             out[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         return out
 
     def identity(self) -> dict[str, Any]:
         """The fields that determine a run's numbers (used to match a checkpoint to a config)."""
-        return {k: v for k, v in self.to_dict().items() if k not in _OBSERVATION_FIELDS}
+        return {k: v for k, v in self.to_dict().items() if k not in OBSERVATION_FIELDS}
+
+
+check_roles(TrainConfig)
+
+#: Fields left out of a run's id (:func:`lrdecay.sweep.run_id`): how a run is watched or where it runs.
+UNHASHED_FIELDS = frozenset(fields_with(TrainConfig, UNHASHED))
+#: Fields a checkpoint may be resumed under a different value of (how a run is observed, not its numbers).
+OBSERVATION_FIELDS = frozenset(fields_with(TrainConfig, OBSERVATION))
+#: Fields the trainer's data build reads: runs equal in these train on the same data.
+DATA_FIELDS = fields_with(TrainConfig, DATA)
+#: Fields that may differ between the members of one stacked model.
+PER_MEMBER_FIELDS = frozenset(fields_with(TrainConfig, PER_MEMBER))
+#: ``{schedule: the config fields it reads}`` (schedule parameters only; every schedule also reads ``lr``).
+SCHEDULE_FIELDS = schedule_fields(TrainConfig)

@@ -28,7 +28,7 @@ from torch import nn
 from lrdecay._outdir import OutputDir
 from lrdecay.trainer import evaluation, state
 from lrdecay.trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from lrdecay.trainer.config import TrainConfig
+from lrdecay.trainer.config import DATA_FIELDS, TrainConfig
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
 from lrdecay.trainer.logs import JsonlWriter, write_csv
@@ -236,9 +236,9 @@ class Trainer:
             self._log = JsonlWriter(self.files["log"], self.history)
 
     # ================================================================== construction helpers
-    #: The config fields :meth:`_build_datasets` reads: runs equal in these train on the same data.
-    DATA_FIELDS = ("data", "data_dir", "image_size", "train_subset", "preset", "n_train", "n_test", "label_noise",
-                   "probe_groups", "seed")
+    #: The config fields :meth:`_build_datasets` reads (declared on TrainConfig's fields): runs equal in
+    #: these train on the same data.
+    DATA_FIELDS = DATA_FIELDS
 
     @staticmethod
     def data_key(cfg: TrainConfig) -> tuple:
