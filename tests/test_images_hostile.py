@@ -14,7 +14,7 @@ import pytest
 from lrdecay.data import folder as folder_reader
 from lrdecay.data import image_folder
 
-from image_files import make_tree
+from support.image_files import make_tree
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer") or os.name != "posix",
                                 reason="needs POSIX links, pipes and timers")
