@@ -271,15 +271,15 @@ def test_cli_sweep(tmp_path, capsys):
     assert len(table(tmp_path / "sw" / "table.csv")) == 8
 
 
-def test_cli_exit_status_counts_failed_runs(tmp_path, monkeypatch, capsys):
-    from lrdecay.cli import main
+def test_cli_exit_status_says_runs_failed(tmp_path, monkeypatch, capsys):
+    from lrdecay.cli import EXIT_RUNS_MISSING, EXIT_USAGE, main
 
     real = Trainer._build_datasets
     monkeypatch.setattr(Trainer, "_build_datasets",
                         staticmethod(lambda cfg: (_ for _ in ()).throw(RuntimeError("nope")) if cfg.lr == 0.01 else real(cfg)))
     (tmp_path / "s.toml").write_text(SPEC)
     rc = main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack", "--no-stack"])
-    assert rc == 2
+    assert rc == EXIT_RUNS_MISSING != EXIT_USAGE  # not the usage error's status, whatever the count
     err = capsys.readouterr().err
     assert err.count("failed: run") == 2 and "RuntimeError: nope" in err
 

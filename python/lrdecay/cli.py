@@ -1,14 +1,37 @@
 """The ``lrdecay`` command line: one subcommand per job.
 
-Each subcommand lives in a small ``_cmd_*`` function; ``build_parser`` wires them up.
+Each subcommand lives in a small ``_cmd_*`` function; ``build_parser`` wires them up. Every command ends
+with one of the exit statuses below (:data:`EXIT_STATUSES`), the same for all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from typing import Sequence
+
+#: Everything asked for was done.
+EXIT_OK = 0
+#: A usage error: a bad argument, file or folder, reported in one line before anything is written (also
+#: a full disk or a read-only file system met while writing).
+EXIT_USAGE = 2
+#: Some training run is missing from the results: it failed, or stopped part-way; its traceback is in the
+#: sweep's ``sweep.json`` / the run's ``result.json``. Rerunning the same command retries it.
+EXIT_RUNS_MISSING = 3
+#: Stopped by Ctrl-C or SIGTERM: running runs wrote a checkpoint; the same command (``--resume`` where the
+#: command has it) continues.
+EXIT_INTERRUPTED = 130
+
+#: The exit statuses, as ``--help`` and the README list them.
+EXIT_STATUSES = {
+    EXIT_OK: "done",
+    EXIT_USAGE: "usage error (bad argument, file or folder; full disk), nothing trained",
+    EXIT_RUNS_MISSING: "some training run failed or is unfinished: it is missing from the results",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM): checkpoints written, the same command resumes",
+}
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -155,7 +178,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        overwrite=args.overwrite)
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     last = result.final
     test = "".join(f", {name} acc {r['acc']:.4f}" for name, r in last.get("test", {}).items())
     print(
@@ -193,6 +216,8 @@ def _default_preset(device: str | None, data: str | None = None) -> str:
 
 #: What ``reproduce`` / ``run`` write into their folder (what --overwrite may delete).
 REPORT_OUTPUTS = ("report.md", "results.json", "*.png", "runs", ".*.tmp")
+#: What ``regime`` writes into its folder.
+REGIME_OUTPUTS = ("runs.jsonl", "table.csv", "selection.json", "regime_map.png", "REGIME.md", ".*.tmp")
 
 
 def _run_experiments(names, args) -> int:
@@ -201,6 +226,7 @@ def _run_experiments(names, args) -> int:
     from lrdecay import experiments
     from lrdecay.experiments.common import DOES_NOT_APPLY
     from lrdecay.report import preregistration_meta, write_report
+    from lrdecay.sweep import RunsMissing
 
     data = getattr(args, "data", None)
     data_dir = getattr(args, "data_dir", None)
@@ -250,7 +276,13 @@ def _run_experiments(names, args) -> int:
         out.release()
         print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command with "
               f"--resume continues", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except RunsMissing as exc:
+        out.release()
+        print(f"{args.command_line}: {exc}\nno report written; the tracebacks are in "
+              f"{os.path.join(args.out, 'runs', 'sweep.json')}; the same command with --resume retries the "
+              f"missing runs and keeps the finished ones", file=sys.stderr)
+        return EXIT_RUNS_MISSING
     from lrdecay.experiments.runner import torch_threads
 
     notes = experiments.PRESET_NOTES if data is None else experiments.IMAGE_PRESET_NOTES
@@ -321,13 +353,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
-        return 130
-    for o in result.failed:
-        last = (o.error or "").strip().splitlines()[-1:] or ["?"]
-        print(f"failed: run {o.id} ({o.run.setting or 'seed ' + str(o.run.seed)}): {last[0]}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for o in result.missing:
+        what = o.run.setting or "seed " + str(o.run.seed)
+        if o.status == "failed":
+            last = (o.error or "").strip().splitlines()[-1:] or ["?"]
+            print(f"failed: run {o.id} ({what}): {last[0]}", file=sys.stderr)
+        else:
+            print(f"not finished: run {o.id} ({what}): {o.status}", file=sys.stderr)
     print(f"{result.summary()} ({result.wall_time:.1f} s, executor {result.executor})")
-    # The exit status is the number of failed runs (capped below the shell's reserved codes).
-    return min(result.n_failed, 125)
+    if result.missing:
+        print(f"{len(result.missing)} of {len(result.runs)} runs are missing from the table (tracebacks in "
+              f"{os.path.join(result.out_dir, 'sweep.json')}); rerun the same command to retry them", file=sys.stderr)
+        return EXIT_RUNS_MISSING
+    return EXIT_OK
 
 
 def _cmd_sweep_plot(args: argparse.Namespace) -> int:
@@ -355,9 +394,23 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> int:
 def _cmd_regime(args: argparse.Namespace) -> int:
     from lrdecay.experiments import regime
 
+    from lrdecay._outdir import OutputDir
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     phases = (1, 2) if args.phase == "all" else (int(args.phase),)
-    print(regime.PREREGISTRATION.describe(), flush=True)
-    sel = regime.run_search(args.out, workers=args.workers, phases=phases)
+    regime.check_phases(args.out, phases)
+    # the output-folder rule: a folder holding an earlier search needs --resume (or --overwrite)
+    out = OutputDir(args.out, kind="regime", resume=args.resume, overwrite=args.overwrite, outputs=REGIME_OUTPUTS)
+    try:
+        print(regime.PREREGISTRATION.describe(), flush=True)
+        sel = regime.run_search(args.out, workers=args.workers, phases=phases)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs.jsonl')}; the same command with "
+              f"--resume continues", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        out.release()
     for name in ("quick", "full"):
         pick = sel[name]
         print(f"{name}: " + ("no setting meets the premise" if pick is None else
@@ -377,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training runs and the paper's experiments.",
         epilog="`lrdecay COMMAND --help` lists a command's options with their defaults and choices. A command "
         "that writes a folder refuses one that already holds results unless given --resume or --overwrite, "
-        "and one folder has one writer at a time.",
+        "and one folder has one writer at a time. SIGTERM stops a command like Ctrl-C. " + _exit_statuses_text(),
     )
     parser.add_argument("--version", action="version", version=f"lrdecay {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -410,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="output folder (default: none, or the --resume run's folder); a folder that "
                     "holds a run needs --resume or --overwrite")
     tr.add_argument("--resume", metavar="RUN", help="continue a stopped run: its folder (checkpoint.pt, and "
-                    "config.json unless --config is given) or a checkpoint file")
+                    "config.json unless --config is given) or a checkpoint file; it continues in that folder, or in a new "
+                    "or empty --out")
     tr.add_argument("--overwrite", action="store_true", help="replace what --out holds (only a folder lrdecay wrote)")
     tr.add_argument("--data", help="cifar10, cifar100, digits, folder, mnist, fashion-mnist or kmnist (real images; "
                     "--data-dir says where, needed for cifar10/cifar100/folder), or an .npz training set (from "
@@ -473,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser(
         "sweep", help="run a sweep (SPEC: TOML/JSON base config, grid, settings, seeds) into one folder and table",
         description="Run every run of SPEC into --out (runs/<id>/, table.csv, sweep.json). Rerunning skips "
-        "finished runs and resumes unfinished ones. Exit status: the number of failed runs.")
+        "finished runs and resumes unfinished ones. " + _exit_statuses_text())
     sw.add_argument("spec", help="sweep spec file (.toml or .json)")
     sw.add_argument("--out", required=True, help="sweep folder")
     sw.add_argument("--executor", default="auto", choices=list(EXECUTORS),
@@ -512,21 +566,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every setting of the committed grid on pilot seeds, draw the regime map and pick the "
         "reproduction's presets by the premise alone (lrdecay.experiments.regime.CRITERION). Resumable.",
     )
-    rg.add_argument("--out", default="docs/regime", help="output folder (default: docs/regime)")
+    rg.add_argument("--out", default="docs/regime", help="output folder (default: docs/regime); a folder that "
+                    "holds anything needs --resume or --overwrite")
+    rg.add_argument("--resume", action="store_true", help="continue the search in --out: its finished runs "
+                    "(runs.jsonl) are kept, the rest are trained, and the table, map and selection rewritten")
+    rg.add_argument("--overwrite", action="store_true", help="delete what --out holds from an earlier search first")
     rg.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default: 2)")
     rg.add_argument("--phase", choices=["1", "2", "all"], default="all", help="which phases to run (default: all)")
     rg.set_defaults(func=_cmd_regime)
     return parser
 
 
+def _exit_statuses_text() -> str:
+    return "Exit status: " + "; ".join(f"{code} {what}" for code, what in EXIT_STATUSES.items()) + "."
+
+
+def _sigterm_is_ctrl_c(signum, frame) -> None:
+    # SIGTERM (kill, a batch system's stop) stops like Ctrl-C: whatever handles SIGINT right now runs
+    # (training stops at a step boundary with a checkpoint, a second one ends the workers at once)
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lrdecay`` console script."""
+    """Entry point of the ``lrdecay`` console script (its exit statuses: :data:`EXIT_STATUSES`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        restore = signal.signal(signal.SIGTERM, _sigterm_is_ctrl_c)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as exc:  # ImportError: an extra
-        parser.exit(2, f"lrdecay {args.command}: error: {exc}\n")
+        parser.exit(EXIT_USAGE, f"lrdecay {args.command}: error: {exc}\n")
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
 
 
 if __name__ == "__main__":

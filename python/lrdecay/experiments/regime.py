@@ -470,11 +470,28 @@ def write_summary(out_dir: str, sel: Mapping[str, Any], outs: Sequence[Mapping[s
     return path
 
 
+def check_phases(out_dir: str, phases: Sequence[int]) -> None:
+    """ValueError when ``phases`` skip phase 1 and ``out_dir`` lacks some of its results (phase 2 picks its
+    candidates from them)."""
+    if 1 in phases:
+        return
+    points = grid_points()
+    rows_path = os.path.join(out_dir, "runs.jsonl")
+    have = len(outcomes(_read_rows(rows_path), points, PILOT_SEEDS))
+    if have < len(points):
+        raise ValueError(f"phase 2 needs phase 1's results, and {rows_path} holds {have} of the "
+                         f"{len(points)} settings: run phase 1 first (--phase 1 or all)")
+
+
 def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2), progress: bool = True) -> dict:
     """Run the search (resumable) and write ``runs.jsonl``, ``table.csv``, ``selection.json`` and
-    ``regime_map.png`` into ``out_dir``. Returns the selection."""
+    ``regime_map.png`` into ``out_dir``. Returns the selection. Phase 2 alone needs phase 1's results in
+    ``out_dir`` (ValueError, before anything is written, when some are missing)."""
     from lrdecay._atomic import atomic_write
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    check_phases(out_dir, phases)
     points = grid_points()
     rows_path = os.path.join(out_dir, "runs.jsonl")
     if 1 in phases:

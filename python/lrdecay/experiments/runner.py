@@ -280,9 +280,10 @@ def execute(
                             extend=True)
         finally:
             torch.set_num_threads(prev)
-        if res.failed:
-            first = res.failed[0]
-            raise RuntimeError(f"{len(res.failed)} training run(s) failed; the first ({first.id}):\n{first.error}")
+        if res.missing:  # failed, or stopped part-way: no numbers to measure
+            from lrdecay.sweep import RunsMissing
+
+            raise RunsMissing(res.missing)
         out = {}
         for key, cfg in configs.items():
             o = res[cfg]

@@ -19,6 +19,7 @@ Python API (what ``lrdecay sweep`` and the experiments use)::
     result[configs[0]].snapshots()        # {epoch: state_dict} when the config asks for snapshots
     result.records()                      # the tidy table as dicts; result.frame() as a pandas DataFrame
     result.failed                         # runs that raised, each with .error (the traceback)
+    result.missing                        # runs not in the table: failed, or stopped part-way
 
 ``run_sweep(runs, out_dir, *, executor="auto"|"stack"|"process"|"ray", workers=None, address=None,
 stack=True, max_members=64, checkpoint_seconds=30, retries=2, progress=True, extend=False) -> SweepResult``.
@@ -40,6 +41,7 @@ _LAZY = {
     "load_sweep": "lrdecay.sweep.engine",
     "SweepResult": "lrdecay.sweep.engine",
     "RunOutcome": "lrdecay.sweep.engine",
+    "RunsMissing": "lrdecay.sweep.engine",
     "SweepSpec": "lrdecay.sweep.spec",
     "Run": "lrdecay.sweep.spec",
     "SpecError": "lrdecay.sweep.spec",

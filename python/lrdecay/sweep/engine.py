@@ -14,7 +14,21 @@ from lrdecay.sweep.store import DONE, FAILED, PARTIAL, TABLE_CSV, SweepStore, re
 from lrdecay.sweep.tasks import plan_tasks, snapshot_path
 from lrdecay.trainer.config import TrainConfig
 
-__all__ = ["run_sweep", "load_sweep", "SweepResult", "RunOutcome"]
+__all__ = ["run_sweep", "load_sweep", "SweepResult", "RunOutcome", "RunsMissing"]
+
+
+class RunsMissing(RuntimeError):
+    """Runs that a caller needs are missing from a sweep's results (failed, or stopped part-way).
+
+    ``missing`` holds their :class:`RunOutcome` (``.status``, ``.error``)."""
+
+    def __init__(self, missing: Sequence["RunOutcome"]) -> None:
+        self.missing = list(missing)
+        failed = [o for o in self.missing if o.status == FAILED]
+        first = failed[0] if failed else self.missing[0]
+        last = (first.error or "").strip().splitlines()[-1:] or [first.status]
+        super().__init__(f"{len(self.missing)} training run(s) failed or did not finish; the first "
+                         f"({first.id}, {first.status}): {last[0]}")
 
 
 @dataclass
@@ -108,6 +122,11 @@ class SweepResult:
     def complete(self) -> bool:
         """Every run finished."""
         return all(o.status == DONE for o in self.runs)
+
+    @property
+    def missing(self) -> list[RunOutcome]:
+        """Runs missing from the table: failed, stopped part-way (``partial``) or never started."""
+        return [o for o in self.runs if o.status != DONE]
 
     def records(self) -> list[dict]:
         """The tidy table as a list of row dicts (one per run per epoch)."""
@@ -277,8 +296,10 @@ def run_sweep(
 
         def on_result(task, results) -> None:
             for res in results:
-                if res["status"] in (DONE, FAILED) and store.read_result(res["id"]) is None:
-                    store.write_result(res["id"], res)  # a Ray worker on a node without the shared folder
+                stored = store.read_result(res["id"])
+                # a Ray worker on a node without the shared folder, or a worker that died (its run failed)
+                if res["status"] in (DONE, FAILED) and (stored is None or stored.get("status") != res["status"]):
+                    store.write_result(res["id"], res)
                 bar.result(res)
 
         try:

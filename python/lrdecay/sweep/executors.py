@@ -25,6 +25,7 @@ import os
 import queue
 import signal
 import threading
+import time
 import traceback
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Sequence
@@ -97,8 +98,23 @@ class InProcessExecutor(Executor):
 _W: dict[str, Any] = {}  # per-worker-process globals set by the initializer
 
 
-def _worker_init(events, stop, threads: int | None, devices) -> None:
-    """Per-worker setup: threads, GPU, and the imports every task needs (done once per worker)."""
+def _exit_with_parent(parent: int, interval: float = 0.25) -> None:
+    """Watch, in a daemon thread, that ``parent`` is still this process's parent; once it is not (the
+    driver died, even by SIGKILL, and this process was handed to init), end this process at once. A
+    worker never outlives its driver: it would keep training and hold its runs' folders."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lrdecay-parent-watch", daemon=True).start()
+
+
+def _worker_init(events, stop, threads: int | None, devices, parent: int) -> None:
+    """Per-worker setup: dying with the driver, threads, GPU, and the imports every task needs (done once
+    per worker)."""
+    _exit_with_parent(parent)
     # Ctrl-C reaches the driver, which asks the workers to stop through `stop`; a terminal's Ctrl-C that
     # also reaches the workers' process group is left to the driver too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -155,7 +171,7 @@ class _Pool:
             for g in gpus:
                 devices.put(g)
         self.executor = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                                            initargs=(self.events, self.stop, threads, devices))
+                                            initargs=(self.events, self.stop, threads, devices, os.getpid()))
         self.broken = False
 
     def kill(self) -> None:

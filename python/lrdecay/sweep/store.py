@@ -173,14 +173,16 @@ class SweepStore:
 
     # ------------------------------------------------------------------ runs
     def status(self, run_id: str) -> str:
-        """``done``, ``failed``, ``partial`` (a checkpoint to resume) or ``pending``."""
+        """``done``, ``failed`` (its last attempt raised, whether or not it left a checkpoint: a rerun
+        resumes from that), ``partial`` (stopped with a checkpoint to resume) or ``pending``. Only the run's
+        own ``result.json`` counts (one holding another run's id is ignored)."""
         res = self.read_result(run_id)
         if res is not None and res.get("status") == DONE:
             return DONE
-        if os.path.exists(self.checkpoint_path(run_id)):
-            return PARTIAL
         if res is not None and res.get("status") == FAILED:
             return FAILED
+        if os.path.exists(self.checkpoint_path(run_id)):
+            return PARTIAL
         return PENDING
 
     def epochs_logged(self, run_id: str) -> int:
@@ -193,11 +195,15 @@ class SweepStore:
             return 0
 
     def read_result(self, run_id: str) -> dict | None:
-        """The run's ``result.json``, or None."""
+        """The run's ``result.json``, or None (also for one that is not a JSON object of this run's id,
+        e.g. another run's copied in)."""
         try:
-            return read_json(self.result_path(run_id))
-        except (OSError, ValueError):
+            res = read_json(self.result_path(run_id))
+        except (OSError, ValueError, RecursionError):
             return None
+        if not isinstance(res, dict) or res.get("id") != run_id:
+            return None
+        return res
 
     def clear_result(self, run_id: str) -> None:
         """Forget a run's previous outcome (a failed attempt's ``result.json``) before it starts afresh."""

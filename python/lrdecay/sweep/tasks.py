@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from lrdecay.sweep.spec import Run
@@ -58,6 +58,7 @@ class Task:
     device: str | None = None  # the GPU an executor pinned this worker to (replaces device "auto"/"cuda")
     stacked: bool = False
     index: int = 0
+    driver_pid: int = field(default_factory=os.getpid)  # the process that planned it (the sweep's driver)
 
     @property
     def epochs(self) -> int:
@@ -227,13 +228,24 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
     return res
 
 
+#: Test hook: set to an epoch ``e``, a sweep's worker process (never the driver) ends at once with
+#: :data:`TEST_WORKER_EXIT_STATUS` right after a run wrote its checkpoint of epoch ``e`` (the first such
+#: checkpoint in the sweep folder only, so retries go through): a worker killed at a known point, for the
+#: kill tests, instead of a timed kill that races the run.
+TEST_WORKER_EXIT_ENV = "LRDECAY_TEST_WORKER_EXIT"
+TEST_WORKER_EXIT_STATUS = 77
+_TEST_WORKER_EXIT_MARK = ".test-worker-exit"
+
+
 class Checkpointer:
     """An epoch-end callback: a checkpoint once ``seconds`` have passed since the run's last one (0: every
-    epoch). The trainer itself writes one when it stops or ends."""
+    epoch). The trainer itself writes one when it stops or ends. ``sweep_dir`` and ``driver_pid`` serve
+    the :data:`TEST_WORKER_EXIT_ENV` hook."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, sweep_dir: str | None = None, driver_pid: int | None = None) -> None:
         self.seconds = float(seconds)
         self.last = time.monotonic()
+        self.sweep_dir, self.driver_pid = sweep_dir, driver_pid
 
     def __call__(self, trainer, record) -> None:
         if trainer.out_dir is None or trainer.epoch >= trainer.config.epochs:
@@ -241,11 +253,22 @@ class Checkpointer:
         if time.monotonic() - self.last >= self.seconds:
             trainer.save_checkpoint()
             self.last = time.monotonic()
+            self._test_exit(trainer.epoch)
+
+    def _test_exit(self, epoch: int) -> None:
+        want = os.environ.get(TEST_WORKER_EXIT_ENV)
+        if not want or self.sweep_dir is None or os.getpid() == self.driver_pid or int(want) != epoch:
+            return
+        try:  # once per sweep folder: the first worker to get here creates the mark and exits
+            os.close(os.open(os.path.join(self.sweep_dir, _TEST_WORKER_EXIT_MARK), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        os._exit(TEST_WORKER_EXIT_STATUS)
 
 
 def run_callbacks(run: Run, task: Task, on_epoch: EpochHook | None) -> list:
     """The epoch-end callbacks of a run in a sweep: the sweep's checkpoints, then the progress report."""
-    callbacks: list = [Checkpointer(task.checkpoint_seconds)]
+    callbacks: list = [Checkpointer(task.checkpoint_seconds, sweep_dir=task.out_dir, driver_pid=task.driver_pid)]
     if on_epoch is not None:
         callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
     return callbacks

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrdecay._outdir import OutputDir
+from lrdecay._outdir import OutputDir, OutputDirBusy, OutputDirError
 from lrdecay.trainer import evaluation, state
 from lrdecay.trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from lrdecay.trainer.config import DATA_FIELDS, TrainConfig
@@ -148,6 +148,10 @@ class Trainer:
             raise ValueError("resume and overwrite exclude each other: continue the run or replace it")
         if resume is not None:
             resume = checkpoint_path(resume)
+        # resuming into the checkpoint's own folder continues the run there; into another folder it starts a
+        # new run there, so that folder must be new or empty (a run in it is never silently replaced)
+        in_place = resume is not None and out_dir is not None and \
+            os.path.realpath(os.path.dirname(os.path.abspath(resume))) == os.path.realpath(os.fspath(out_dir))
         ckpt = load_checkpoint(resume) if resume is not None else None  # corrupt → error before any work
 
         # ---- data, once on the device
@@ -227,9 +231,14 @@ class Trainer:
             self._load_state(ckpt, os.fspath(resume))
         if self.out_dir is not None:
             # Last, after every check: a bad argument never leaves a folder behind.
-            self._out = OutputDir(
-                self.out_dir, kind="train", resume=ckpt is not None, overwrite=overwrite, outputs=RUN_OUTPUTS
-            )
+            try:
+                self._out = OutputDir(self.out_dir, kind="train", resume=in_place, overwrite=overwrite,
+                                      outputs=RUN_OUTPUTS)
+            except OutputDirError as exc:
+                if ckpt is None or in_place or isinstance(exc, OutputDirBusy):
+                    raise
+                raise OutputDirError(f"{exc} (resuming {resume} into another folder starts a new run there: "
+                                     f"give an empty or new folder)") from None
             self.files["config"] = os.path.join(self.out_dir, "config.json")
             cfg.to_json(self.files["config"])
             self.files["log"] = os.path.join(self.out_dir, "log.jsonl")
