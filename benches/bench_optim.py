@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernels"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gpu_checks"))
 from check_sgd import make, resnet18_shapes, resnet56_shapes  # noqa: E402
 
 from lrdecay import schedules as S  # noqa: E402

@@ -1,9 +1,9 @@
 """GPU check of the trainer on CIFAR-format images, in one device call: ResNet-20 on uint8 images resident
 on the device, augmentation (random crop with padding, horizontal flip) and normalization inside the step.
 
-    python kernels/check_images.py                        # CUDA, generated CIFAR-format data (50k + 10k)
-    python kernels/check_images.py --data-dir ~/data      # CUDA, the real CIFAR-10 (cifar-10-batches-py/)
-    python kernels/check_images.py --device cpu           # smoke test of the same code on the CPU, tiny sizes
+    python gpu_checks/check_images.py                        # CUDA, generated CIFAR-format data (50k + 10k)
+    python gpu_checks/check_images.py --data-dir ~/data      # CUDA, the real CIFAR-10 (cifar-10-batches-py/)
+    python gpu_checks/check_images.py --device cpu           # smoke test of the same code on the CPU, tiny sizes
 
 Without --data-dir the script writes a CIFAR-10 python folder of random images to a temporary directory
 and reads it back with lrdecay.data.cifar10 (the reader's code path; the pixel content does not change the

@@ -1,8 +1,8 @@
 """GPU check of the stacked sweep engine, in one device call: parity with solo runs, throughput vs
 sequential CUDA-graph runs, and the stacked optimizer step against the copy bandwidth.
 
-    python kernels/check_sweep.py                 # on a CUDA machine (prints a table, writes JSON to $OUT)
-    python kernels/check_sweep.py --device cpu    # smoke test of the same code paths, tiny sizes, seconds
+    python gpu_checks/check_sweep.py                 # on a CUDA machine (prints a table, writes JSON to $OUT)
+    python gpu_checks/check_sweep.py --device cpu    # smoke test of the same code paths, tiny sizes, seconds
 
 1. Parity: K members (different seeds, label noise, LRs, momentum / Nesterov / weight decay, multistep,
    cosine, constant and AutoDecay schedules) trained stacked vs each alone with the trainer (CUDA graph

@@ -1,7 +1,7 @@
 """GPU check of the trainer, in one device call: graph-captured vs eager parity, then epoch timing.
 
-    python kernels/check_trainer.py            # on a CUDA machine (prints a table, writes JSON to $OUT)
-    python kernels/check_trainer.py --cpu      # smoke test of the same script on the CPU, tiny sizes
+    python gpu_checks/check_trainer.py            # on a CUDA machine (prints a table, writes JSON to $OUT)
+    python gpu_checks/check_trainer.py --device cpu   # smoke test of the same script on the CPU, tiny sizes
 
 1. Parity: the same run (fused optimizer, multistep decays inside the run, a partial last batch) with the
    whole step captured in a CUDA graph and eagerly; per-epoch numbers and final parameters must be equal
@@ -129,13 +129,14 @@ def timing(device, n, width, rounds):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cpu", action="store_true", help="smoke test on the CPU at tiny sizes")
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cpu (smoke test, tiny sizes)")
+    ap.add_argument("--cpu", action="store_true", help="the same as --device cpu (kept for old command lines)")
     args = ap.parse_args()
-    if args.cpu:
+    if args.cpu or args.device == "cpu":
         device, n_par, n_time, width, rounds = torch.device("cpu"), 700, 1500, 32, 2
     else:
         if not torch.cuda.is_available():
-            print("no CUDA device; use --cpu for a smoke test", file=sys.stderr)
+            print("no CUDA device; use --device cpu for a smoke test", file=sys.stderr)
             return 2
         device, n_par, n_time, width, rounds = torch.device("cuda"), 5000, 50_000, 512, 5
     res = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "torch": torch.__version__}

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Check and time the FusedSGD Triton kernel in one device call (see kernels/README.md).
+"""Check and time the FusedSGD Triton kernel in one device call (see gpu_checks/README.md).
 
-    python kernels/check_sgd.py                 # CUDA: parity (eager + CUDA-graph replay) + timing table
-    python kernels/check_sgd.py --device cpu    # smoke test of the same code paths on the CPU (torch backend;
+    python gpu_checks/check_sgd.py                 # CUDA: parity (eager + CUDA-graph replay) + timing table
+    python gpu_checks/check_sgd.py --device cpu    # smoke test of the same code paths on the CPU (torch backend;
                                                 # with TRITON_INTERPRET=1 also the triton backend)
 
 Builds nothing: imports lrdecay from the installed wheel. On CUDA it:
@@ -14,12 +14,15 @@ Builds nothing: imports lrdecay from the installed wheel. On CUDA it:
 3. times torch's for-loop, foreach and fused SGD against FusedSGD (eager and graph-replayed) on
    ResNet-56-shaped (0.85 M params, 167 tensors), ResNet-18-shaped (11.7 M) and 256 M flat parameter
    sets, printing us/step and TB/s (20 bytes per parameter) against a copy bandwidth measured in this run.
+
+Writes the numbers to $OUT/check_sgd.json when $OUT is set (``run_all.py`` reads them).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -211,7 +214,8 @@ def copy_bandwidth(device, timer) -> float:
     return 2 * 4 * n / sec
 
 
-def time_set(name, shapes, device, timer, iters, copy_bw, fused_backend):
+def time_set(name, shapes, device, timer, iters, copy_bw, fused_backend) -> dict:
+    """Times every variant on one parameter set; prints its table and returns ``{variant: us/step}``."""
     n = numel(shapes)
     nbytes = 20 * n
     rows = []
@@ -248,6 +252,7 @@ def time_set(name, shapes, device, timer, iters, copy_bw, fused_backend):
         print(f"  {label:<28}{sec * 1e6:>12.1f}{bw / 1e12:>10.3f}{100 * bw / copy_bw:>10.1f}%")
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    return {label: sec * 1e6 for label, sec in rows}
 
 
 def main(argv=None) -> int:
@@ -265,6 +270,8 @@ def main(argv=None) -> int:
     else:
         print("no CUDA: CPU smoke test (no graph capture; timings are CPU numbers, not the GPU targets)")
         fused_backend = "triton" if interp else "torch"
+    res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+           "torch": torch.__version__, "backend": fused_backend}
     t0 = time.perf_counter()
     worst = check_parity(device, fused_backend)
     if fused_backend == "triton" and device.type == "cpu":
@@ -276,18 +283,28 @@ def main(argv=None) -> int:
     timer = Timer(device)
     copy_bw = copy_bandwidth(device, timer)
     print(f"\ncopy bandwidth (torch copy_ of {'1 GiB' if device.type == 'cuda' else '32 MiB'}): {copy_bw / 1e12:.3f} TB/s")
+    res["copy_TBps"] = copy_bw / 1e12
+    res["us_per_step"] = sets = {}
     if interp and device.type == "cpu":
         print("timing skipped under the interpreter")
     else:
         cuda = device.type == "cuda"
-        time_set("ResNet-56-shaped", resnet56_shapes(), device, timer, 200 if cuda else 5, copy_bw, fused_backend)
-        time_set("ResNet-18-shaped", resnet18_shapes(), device, timer, 100 if cuda else 2, copy_bw, fused_backend)
+        sets["resnet56"] = time_set("ResNet-56-shaped", resnet56_shapes(), device, timer, 200 if cuda else 5, copy_bw,
+                                    fused_backend)
+        sets["resnet18"] = time_set("ResNet-18-shaped", resnet18_shapes(), device, timer, 100 if cuda else 2, copy_bw,
+                                    fused_backend)
         if cuda:
-            time_set("256 M flat", [(256 << 20,)], device, timer, 20, copy_bw, fused_backend)
+            sets["flat256M"] = time_set("256 M flat", [(256 << 20,)], device, timer, 20, copy_bw, fused_backend)
         else:
             print("\n256 M flat: skipped on CPU")
     print(f"\ntotal {time.perf_counter() - t0:.1f} s; parity {'OK' if worst <= RTOL else 'FAIL'}")
-    return 0 if worst <= RTOL else 1
+    res["parity_max_rel_err"] = worst
+    res["ok"] = bool(worst <= RTOL)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "check_sgd.json"), "w") as f:
+            json.dump(res, f, indent=2)
+    return 0 if res["ok"] else 1
 
 
 if __name__ == "__main__":
