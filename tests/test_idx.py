@@ -201,3 +201,56 @@ def test_debian_fashion_mnist_when_installed(monkeypatch):
     test = mnist_family("fashion-mnist", split="test")
     assert test.x.shape == (10000, 1, 28, 28)
     np.testing.assert_array_equal(np.bincount(test.y), np.full(10, 1000))
+
+
+# ---------------------------------------------------------------------------- models and the trainer on IDX data
+def test_small_cnn_shapes_and_feature_head_split():
+    import torch
+
+    from lrdecay.models import SmallCNN, make_model
+
+    torch.manual_seed(0)
+    for shape in [(1, 28, 28), (3, 9, 5), (1, 1, 1)]:
+        m = make_model("cnn", in_features=int(np.prod(shape)), n_classes=7, width=3, input_shape=shape).eval()
+        assert isinstance(m, SmallCNN)
+        x = torch.randn(4, *shape)
+        assert m.features(x).shape == (4, 12)
+        torch.testing.assert_close(m(x), m.head(m.features(x)), rtol=0, atol=0)
+        # flat inputs are the same images
+        torch.testing.assert_close(m(x.reshape(4, -1)), m(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="width"):
+        SmallCNN(10, width=0)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_trainer_on_idx_files_keeps_uint8_and_ledger_tracks_flipped(tmp_path, model):
+    import torch
+
+    from lrdecay.trainer import TrainConfig, Trainer
+
+    rng = np.random.default_rng()
+    # learnable images: each class a bright bar at its own row, plus noise
+    def make(n):
+        y = rng.integers(0, 10, n).astype(np.uint8)
+        x = rng.integers(0, 60, (n, 12, 12)).astype(np.uint8)
+        for i, k in enumerate(y):
+            x[i, k, :] = 250
+        return x, y
+    write_mnist_family(tmp_path, make(300), make(50))
+    cfg = TrainConfig(data="mnist", data_dir=str(tmp_path), model=model, width=8, depth=1, epochs=3, milestones=[2],
+                      lr=0.05, label_noise=0.2, batch_size=32, device="cpu", progress=False, plots=False, seed=3)
+    tr = Trainer(cfg)
+    assert tr.data.x.dtype == torch.uint8 and tuple(tr.data.x.shape) == (300, 1, 12, 12)
+    res = tr.fit()
+    # the trainer flipped exactly the labels the dataset's own noise flips for this seed
+    ref = mnist_family("mnist", tmp_path, "train").with_label_noise(0.2, seed=3)
+    flipped = ref.flipped
+    assert flipped.sum() == 60
+    np.testing.assert_array_equal(tr.data.host("flipped"), flipped)
+    led = res.ledger
+    assert led.n_samples == 300 and led.n_epochs == 3
+    # the last epoch's "memorized" is the share of flipped images the ledger saw predicted as their noisy label
+    pred = led.last_pred
+    assert res.history[-1]["memorized"] == pytest.approx(float((pred[flipped] == ref.y[flipped]).mean()), abs=0)
+    assert res.history[-1]["predicted_clean"] == pytest.approx(
+        float((pred[flipped] == ref.y_clean[flipped]).mean()), abs=0)

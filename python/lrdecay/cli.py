@@ -257,7 +257,7 @@ def _run_experiments(names, args) -> int:
     out = OutputDir(args.out, kind="reproduce", resume=args.resume, overwrite=args.overwrite,
                     outputs=REPORT_OUTPUTS)
     t0 = time.perf_counter()
-    if data not in (None, "digits") and preset != "tiny" and plan.settings:
+    if data not in (None, "digits", "mnist", "fashion-mnist", "kmnist") and preset != "tiny" and plan.settings:
         import torch
 
         if all(s.get("device") == "cpu" or not torch.cuda.is_available() for s in plan.settings.values()):
@@ -285,7 +285,7 @@ def _run_experiments(names, args) -> int:
         return EXIT_RUNS_MISSING
     from lrdecay.experiments.runner import torch_threads
 
-    notes = experiments.PRESET_NOTES if data is None else experiments.IMAGE_PRESET_NOTES
+    notes = experiments.preset_notes(data)
     meta = {
         "preset": preset,
         "data": data,

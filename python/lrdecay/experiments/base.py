@@ -112,6 +112,16 @@ _IMAGE_GPU = {
     "full": {**_IMAGE_SGD, "model": "resnet56", "epochs": 160, "milestones": [80, 120], "batch_size": 128,
              "seeds": [0, 1, 2, 3, 4], "device": "auto", "threads": None},
 }
+# The MNIST family (28×28 grayscale IDX files) on a 2-core CPU: a BatchNorm MLP (a SmallCNN epoch costs
+# ~15× an MLP's there), no augmentation (a flipped digit is another shape). `quick` is the setting the
+# pre-registered Fashion-MNIST search picked (docs/regime-fmnist/); its seeds 10-12 were never seen by it.
+MNIST_FAMILY = ("mnist", "fashion-mnist", "kmnist")
+_MNIST_TINY = {**_IMAGE_SGD, "model": "mlp", "width": 64, "depth": 2, "train_subset": 512, "epochs": 4,
+               "milestones": [2, 3], "batch_size": 64, "seeds": [0, 1], "device": "cpu", "threads": 1,
+               "augment": "none"}
+_MNIST_QUICK = {**_IMAGE_SGD, "model": "mlp", "width": 256, "depth": 2, "train_subset": None, "epochs": 20,
+                "milestones": [10, 15], "batch_size": 128, "seeds": [10, 11, 12], "device": "cpu", "threads": 1,
+                "augment": "none"}
 BASE_IMAGE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "digits": {
         "tiny": {**_IMAGE_SGD, "model": "resnet20", "width": 8, "epochs": 6, "milestones": [2, 4], "batch_size": 64,
@@ -120,11 +130,18 @@ BASE_IMAGE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "batch_size": 64, "seeds": [0, 1, 2], "device": "cpu", "threads": 1},
     },
     **{data: {"tiny": _IMAGE_TINY, **_IMAGE_GPU} for data in ("cifar10", "cifar100", "folder")},
+    **{data: {"tiny": _MNIST_TINY, "quick": _MNIST_QUICK} for data in MNIST_FAMILY},
 }
 
-__all__ += ["BASE_IMAGE_PRESETS", "image_presets", "prepare_images", "describe_images", "augment_text", "MODEL_TITLES"]
+__all__ += ["MNIST_FAMILY", "BASE_IMAGE_PRESETS", "image_presets", "image_family", "prepare_images", "describe_images", "augment_text", "MODEL_TITLES"]
 
 MODEL_TITLES = {"resnet20": "ResNet-20", "resnet56": "ResNet-56", "resnet18": "ResNet-18", "mlp": "MLP"}
+
+
+def image_family(data: str) -> str:
+    """Which group of per-experiment image settings ``data`` takes: ``digits``, ``mnist`` (the MNIST family)
+    or ``other`` (CIFAR and folders)."""
+    return "digits" if data == "digits" else "mnist" if data in MNIST_FAMILY else "other"
 
 
 def image_presets(extra=None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -153,7 +170,7 @@ def augment_text(settings: Mapping[str, Any]) -> str:
     """The augmentation of the settings' image runs, in words."""
     aug = settings.get("augment", "auto")
     if aug == "auto":
-        aug = "none" if settings["data"] == "digits" else "crop+flip"
+        aug = "none" if settings["data"] in ("digits", *MNIST_FAMILY) else "crop+flip"
     pad = settings.get("crop_padding", 4)
     return {"none": "none", "crop": f"random crop (zero padding {pad})", "flip": "horizontal flip",
             "crop+flip": f"random crop (zero padding {pad}) + horizontal flip"}[aug]

@@ -57,11 +57,12 @@ PRESETS = {p: {**base.BASE_PRESETS[p], **_GD[p]} for p in base.BASE_PRESETS}
 # of ResNet-20 activations and ~30 GB of ResNet-56's (float32), so both GPU presets fit one 40 GB GPU.
 _GD_IMAGES = {
     "digits": {"tiny": {"gd_n_train": 256, "gd_steps": 40}, "quick": {"gd_n_train": 500, "gd_steps": 500}},
+    "mnist": {"tiny": {"gd_n_train": 256, "gd_steps": 40}, "quick": {"gd_n_train": 2_000, "gd_steps": 1_000}},
     "other": {"tiny": {"gd_n_train": 128, "gd_steps": 30}, "quick": {"gd_n_train": 5_000, "gd_steps": 2_000},
               "full": {"gd_n_train": 5_000, "gd_steps": 3_000}},
 }
 IMAGE_PRESETS = base.image_presets(
-    lambda data, preset: {**_GD_IMAGES["digits" if data == "digits" else "other"][preset], "augment": "none"})
+    lambda data, preset: {**_GD_IMAGES[base.image_family(data)][preset], "augment": "none"})
 
 # Fixed before any result was seen (SGD_MIN, GD_MAX); FLOOR and FIT_MAX added with the matched-accuracy
 # design (issue 9), before any run of it.

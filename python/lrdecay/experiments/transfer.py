@@ -73,13 +73,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 _TARGET_IMAGES = {
     "digits": {"tiny": {"n_target_train": 300, "n_target_test": 150, "probe_steps": 60, "finetune_steps": 60},
                "quick": {"n_target_train": 700, "n_target_test": 180}},
+    "mnist": {"tiny": {"n_target_train": 256, "n_target_test": 256, "probe_steps": 60, "finetune_steps": 60},
+              "quick": {"n_target_train": 10_000, "n_target_test": 5_000}},
     "other": {"tiny": {"n_target_train": 256, "n_target_test": 256, "probe_steps": 60, "finetune_steps": 60},
               "quick": {"n_target_train": 10_000, "n_target_test": 10_000},
               "full": {"n_target_train": 10_000, "n_target_test": 10_000}},
 }
 IMAGE_PRESETS = base.image_presets(lambda data, preset: {
     **{k: v for k, v in _TARGET.items() if k != "target_center_offset"}, "transfer_target": "auto",
-    **_TARGET_IMAGES["digits" if data == "digits" else "other"][preset]})
+    **_TARGET_IMAGES[base.image_family(data)][preset]})
 
 # MARGIN fixed before any result was seen; the large-LR comparison added for issue 9 with the same margin.
 MARGIN = 0.01

@@ -63,7 +63,7 @@ class TrainConfig:
         probe_groups: also evaluate one probe test set per group (``groups=[name]``), so per-pattern test
             accuracy has its own samples.
     Model (used when ``train`` is not given a model):
-        model: ``"mlp"``, ``"resnet20"`` or ``"resnet56"``; width, depth, activation, batchnorm as in
+        model: one of :data:`lrdecay.models.MODEL_NAMES` (``"mlp"``, ``"cnn"``, ``"resnet20"``, ...); width, depth, activation, batchnorm as in
         :func:`lrdecay.models.make_model` (width/depth None: the model's default).
     Optimization:
         epochs, batch_size (None: full-batch gradient descent, batch = whole training set), drop_last.
