@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from lrdecay.idx import mnist_family, write_mnist_family
+from lrdecay.data.idx import mnist_family, write_mnist_family
 from lrdecay.images import DatasetNotFoundError
 from lrdecay.models import make_model
 from lrdecay.trainer import Trainer, TrainConfig

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from lrdecay.idx import (
+from lrdecay.data.idx import (
     IDX_CLASS_NAMES,
     find_idx_folder,
     mnist_family,

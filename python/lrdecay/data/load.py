@@ -15,7 +15,7 @@ from lrdecay.data.cifar import cifar10, cifar100
 from lrdecay.data.folder import _class_folders, image_folder
 from lrdecay.data.image_dataset import ImageDataset, _check_root, _check_split
 from lrdecay.data.sklearn_digits import digits
-from lrdecay.idx import IDX_DATASETS
+from lrdecay.data.idx import IDX_DATASETS
 
 __all__ = ["load_images", "IMAGE_DATASETS", "ImageSource", "SOURCES"]
 
@@ -48,7 +48,7 @@ def _read_cifar100(root, split: str, **kwargs) -> ImageDataset:
 
 def _read_idx(name: str) -> Callable[..., ImageDataset]:
     def read(root, split: str, **kwargs) -> ImageDataset:
-        from lrdecay.idx import mnist_family
+        from lrdecay.data.idx import mnist_family
 
         return mnist_family(name, root, split)
 
@@ -97,7 +97,7 @@ def load_images(name: str, root: str | os.PathLike | None = None, split: str = "
 
     ``"cifar10"``, ``"cifar100"``: ``root`` as for :func:`cifar10`. ``"digits"``: ``root`` must be None.
     ``"mnist"``, ``"fashion-mnist"``, ``"kmnist"``: IDX files, ``root`` optional (see
-    :func:`lrdecay.idx.mnist_family`).
+    :func:`lrdecay.data.idx.mnist_family`).
     ``"folder"``: ``root/train`` and ``root/test`` (or ``root/val``) when they exist, else ``root`` is the
     training set and there is no test split (returns None for ``split="test"``); ``kwargs`` go to
     :func:`image_folder`.

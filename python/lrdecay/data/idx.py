@@ -7,7 +7,7 @@ gzipped or not::
     train-images-idx3-ubyte[.gz]   uint8 (n, 28, 28)      t10k-images-idx3-ubyte[.gz]
     train-labels-idx1-ubyte[.gz]   uint8 (n,), 0..9       t10k-labels-idx1-ubyte[.gz]
 
-:func:`mnist_family` returns the same :class:`~lrdecay.images.ImageDataset` as the CIFAR readers
+:func:`mnist_family` returns the same :class:`~lrdecay.data.image_dataset.ImageDataset` as the CIFAR readers
 (uint8 ``(n, 1, 28, 28)``, int64 labels, class names). Nothing is downloaded. Without a folder it looks in
 ``$LRDECAY_DATA`` (and its subfolders named like the dataset) and where Debian's ``dataset-fashion-mnist``
 package installs (``/usr/share/datasets/fashion-mnist``); when the files are nowhere, the error lists
@@ -15,7 +15,7 @@ every place it looked. A damaged file (truncated, wrong magic, a dimension that 
 range, image and label counts that differ) raises ``ValueError`` naming the file and the problem; no
 partial dataset is ever returned.
 
->>> from lrdecay.idx import mnist_family
+>>> from lrdecay.data.idx import mnist_family
 >>> train = mnist_family("fashion-mnist", split="train")      # found in /usr/share/datasets/fashion-mnist
 >>> train.x.shape, train.class_names[:2]
 ((60000, 1, 28, 28), ('T-shirt/top', 'Trouser'))
@@ -39,7 +39,9 @@ __all__ = [
     "find_idx_folder",
     "mnist_family",
     "write_mnist_family",
+    "search_places",
     "DEBIAN_DATA_ROOT",
+    "MAX_IDX_BYTES",
 ]
 
 #: Names :func:`mnist_family` reads (and ``--data`` accepts).
@@ -221,7 +223,7 @@ def find_idx_folder(name: str, root: str | os.PathLike | None = None, split: str
     Raises:
         DatasetNotFoundError: listing every folder looked in and what each lacked.
     """
-    from lrdecay.images import DatasetNotFoundError
+    from lrdecay.data.image_dataset import DatasetNotFoundError
 
     if split not in _PREFIX:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -251,13 +253,13 @@ def find_idx_folder(name: str, root: str | os.PathLike | None = None, split: str
 
 def mnist_family(name: str, root: str | os.PathLike | None = None, split: str = "train"):
     """``split`` (``"train"``: 60,000 images; ``"test"``: 10,000) of ``name`` (one of :data:`IDX_DATASETS`)
-    as an :class:`~lrdecay.images.ImageDataset`: uint8 ``(n, 1, H, W)``, int64 labels in ``0..9``.
+    as an :class:`~lrdecay.data.image_dataset.ImageDataset`: uint8 ``(n, 1, H, W)``, int64 labels in ``0..9``.
 
     ``root`` is the folder holding the IDX files (or a parent with a subfolder named like the dataset);
     None searches as :func:`search_places` says. Augmentation defaults to none: a flipped digit or
     character is another shape, and 28 × 28 images leave no room for crops.
     """
-    from lrdecay.images import ImageDataset
+    from lrdecay.data.image_dataset import ImageDataset
 
     name = _check_name(name)
     images_path, labels_path = find_idx_folder(name, root, split)
