@@ -38,7 +38,7 @@ def shared_runs(size: dict) -> list:
     the eval-mode training-set pass and snapshots the experiments read), the quick preset's 3 seeds."""
     from lrdecay.experiments.base import BASE_PRESETS, base_runs
 
-    # the workload issue 11 names (the reproduction's earlier quick setting: ps10, 20% noise, MLP 3×64), kept
+    # the workload the sweep engine was first measured on (the reproduction's earlier quick setting: ps10, 20% noise, MLP 3×64), kept
     # fixed so that the ratio stays comparable whatever setting the regime search picks for the presets
     s = dict(BASE_PRESETS["quick"], preset="ps10", label_noise=0.2, width=64, weight_decay=5e-4,
              n_train=size["n_train"], n_test=size["n_test"], epochs=size["epochs"], device="cpu")

@@ -49,12 +49,12 @@ def test_verify_refusal_leaves_the_old_file(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-# ---------------------------------------------------------------------------------------- issue 10.8
+# ---------------------------------------------------------------------------------------- modes, temp files
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_file_mode_follows_the_umask(tmp_path, umask):
-    # Issue 10.8: every file written through atomic_write was 0600 whatever the umask.
+    # Regression: every file written through atomic_write was 0600 whatever the umask.
     import stat
 
     import numpy as np
@@ -103,7 +103,7 @@ def _start_writer(target):
 
 @pytest.mark.skipif(os.name != "posix", reason="stale temp files are found with flock (POSIX)")
 def test_temp_file_of_a_killed_save_is_removed_by_the_next_save(tmp_path):
-    # Issue 10.8: temp files of killed saves (up to 300 MB) were left forever.
+    # Regression: temp files of killed saves (up to 300 MB) were left forever.
     import signal
 
     from lrdecay._atomic import remove_stale_temp_files

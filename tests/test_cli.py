@@ -1,5 +1,4 @@
-"""The `lrdecay data` and `lrdecay train` commands as a new user meets them (issue 10.9, 10.12, 10.13,
-10.15): defaults and choices in --help, every argument checked before anything is written or printed,
+"""The `lrdecay data` and `lrdecay train` commands as a new user meets them: defaults and choices in --help, every argument checked before anything is written or printed,
 existing results never silently replaced, --resume takes a run folder."""
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ def _help(argv) -> str:
 
 
 def test_train_help_shows_every_default_and_choice():
-    # Issue 10.13: `lrdecay train --help` showed no defaults or choices.
+    # Regression: `lrdecay train --help` showed no defaults or choices.
     text = _help(["train"])
     cfg = TrainConfig()
     for flag, value in [("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size), ("--lr", cfg.lr),
@@ -68,7 +67,7 @@ def test_data_help_shows_defaults_and_choices():
 
 
 def test_data_refuses_to_replace_a_file_unless_told(tmp_path, capsys):
-    # Issue 10.9: `lrdecay data --out` replaced an existing file, and not atomically.
+    # Regression: `lrdecay data --out` replaced an existing file, and not atomically.
     out = tmp_path / "d.npz"
     assert _run(["data", "--n", "50", "--seed", "1", "--out", str(out)], capsys)[0] == 0
     before = out.read_bytes()
@@ -123,7 +122,7 @@ def _train_args(tmp_path, *extra):
 
 
 def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, capsys):
-    # Issue 10.12: bad arguments were found after output had begun; --device cuda left an empty folder.
+    # Regression: bad arguments were found after output had begun; --device cuda left an empty folder.
     import torch
 
     run = tmp_path / "run"
@@ -162,7 +161,7 @@ def test_train_twice_into_one_folder_needs_resume_or_overwrite(tmp_path, capsys)
 
 
 def test_train_resume_takes_the_run_folder_and_its_config(tmp_path, capsys):
-    # Issue 10.15: `--resume DIR` said the checkpoint "does not exist".
+    # Regression: `--resume DIR` said the checkpoint "does not exist".
     from lrdecay.cli import _load_npz_dataset
     from lrdecay.trainer import Trainer
 

@@ -332,7 +332,7 @@ def test_presets_do_not_change_when_overridden():
 
 
 def test_limits_come_from_the_native_module_and_both_sides_agree():
-    # Issue 10.16: the Rust limits were copied as literals in data.py.
+    # Regression: the Rust limits were copied as literals in data.py.
     from lrdecay import _native
     from lrdecay.data import LIMITS, MAX_N, _native_spec
 

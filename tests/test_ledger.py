@@ -707,7 +707,7 @@ def _odd_bools(rng, n, p_true=0.5):
 
 
 def test_bool_bytes_other_than_0_1_are_true_not_another_sample():
-    # Issue 10.3: byte 2 at sample 1 used to be counted for sample 2.
+    # Regression: byte 2 at sample 1 used to be counted for sample 2.
     raw = np.zeros(64, np.uint8)
     raw[1] = 2
     led = Ledger(64)
@@ -781,7 +781,7 @@ def _whole_or_refused(data, want):
 
 
 def test_every_single_bit_flip_loads_whole_or_is_refused(tmp_path):
-    # Issue 10.4: one bit flip (a zip comment length) loaded a ledger without last_pred and the clean
+    # Regression: one bit flip (a zip comment length) loaded a ledger without last_pred and the clean
     # labels; other flips raised NotImplementedError or RuntimeError.
     led, data = _ledger_file(tmp_path)
     want = snapshot(led)
@@ -829,7 +829,7 @@ def test_a_file_missing_a_member_is_refused(tmp_path):
 
 @pytest.mark.parametrize("n", [2**31, 2**64, 2**70])
 def test_too_many_samples_names_the_argument_and_the_range(n):
-    # Issue 10.15: Ledger(2**64) raised OverflowError("int too big to convert").
+    # Regression: Ledger(2**64) raised OverflowError("int too big to convert").
     with pytest.raises(ValueError, match=r"n_samples must be an int in \[1, 2147483647\], got " + str(n)):
         Ledger(n)
 

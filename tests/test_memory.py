@@ -1,4 +1,4 @@
-"""Running out of memory in the Rust core is a MemoryError, not an aborted interpreter (issue 10.6).
+"""Running out of memory in the Rust core is a MemoryError, not an aborted interpreter.
 
 Each check runs in a subprocess whose address space is capped (``RLIMIT_AS``) below what the request
 needs; the child must finish normally, report MemoryError, and keep working afterwards.
@@ -14,7 +14,7 @@ import pytest
 
 resource = pytest.importorskip("resource")  # POSIX only
 
-LIMIT = 4_000_000_000  # bytes of address space: the issue's `ulimit -v 4000000`
+LIMIT = 4_000_000_000  # bytes of address space: the failing report's `ulimit -v 4000000`
 
 
 def _run_capped(code: str) -> subprocess.CompletedProcess:

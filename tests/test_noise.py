@@ -165,7 +165,7 @@ def test_bad_input_raises_naming_the_argument(kwargs, exc, msg):
 
 
 def test_empty_list_is_an_empty_label_array():
-    # Issue 10.15: corrupt_labels([]) complained about a float64 dtype the user never passed.
+    # Regression: corrupt_labels([]) complained about a float64 dtype the user never passed.
     y, flipped = corrupt_labels([], 3, 0.5)
     assert y.dtype == np.int64 and flipped.dtype == np.bool_ and y.shape == flipped.shape == (0,)
     with pytest.raises(TypeError, match="float64"):  # an explicit float array is still refused

@@ -250,7 +250,7 @@ def test_float64_params_step_exactly_like_torch():
 
 @pytest.mark.parametrize("compile_backend", ["eager", "aot_eager"])
 def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
-    # Issue 10.2: under torch.compile the step count stayed 0, so the schedule never advanced.
+    # Regression: under torch.compile the step count stayed 0, so the schedule never advanced.
     import warnings
 
     torch._dynamo.reset()
@@ -284,12 +284,12 @@ def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
 
 
 def test_parameters_with_no_elements():
-    # Issue 10.7: "every address must be a non-null, 4-byte aligned float32 buffer" for nn.Linear(0, 3).
+    # Regression: "every address must be a non-null, 4-byte aligned float32 buffer" for nn.Linear(0, 3).
     P.check_empty_params(BACKEND)
 
 
 def test_a_tensor_or_a_set_as_params_is_treated_like_torch():
-    # Issue 10.5: FusedSGD(torch.zeros(3, 2)) took the rows as three parameters; a set gave no warning.
+    # Regression: FusedSGD(torch.zeros(3, 2)) took the rows as three parameters; a set gave no warning.
     import warnings
 
     for make in (lambda p: torch.optim.SGD(p, lr=0.1), lambda p: FusedSGD(p, lr=0.1)):

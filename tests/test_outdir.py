@@ -1,4 +1,4 @@
-"""Output folders (issue 10.9): an existing run folder needs resume or overwrite; one writer per folder;
+"""Output folders: an existing run folder needs resume or overwrite; one writer per folder;
 nothing of an old run mixed into a new one; a bad argument leaves no folder behind."""
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _config(**kw):
 
 
 def test_training_into_a_finished_run_is_refused_and_changes_nothing(tmp_path):
-    # Issue 10.9: a second `train --out DIR` emptied log.jsonl at once and mixed the two runs' files.
+    # Regression: a second `train --out DIR` emptied log.jsonl at once and mixed the two runs' files.
     train(_config(), dataset=_data(), out_dir=tmp_path)
     before = _snapshot(tmp_path)
     assert {"config.json", "log.jsonl", "log.csv", "checkpoint.pt", "ledger.npz", "loss.png"} <= set(before)
@@ -164,7 +164,7 @@ def test_overwrite_leaves_only_the_new_run(tmp_path):
 
 
 def test_two_trainers_on_one_folder(tmp_path):
-    # Issue 10.9: two `lrdecay train` into one folder both exited 0 with their files mixed.
+    # Regression: two `lrdecay train` into one folder both exited 0 with their files mixed.
     first = Trainer(_config(), dataset=_data(), out_dir=tmp_path)
     with pytest.raises(OutputDirBusy, match="one writer per output folder"):
         Trainer(_config(seed=3), dataset=_data(), out_dir=tmp_path, overwrite=True)

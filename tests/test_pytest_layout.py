@@ -1,5 +1,5 @@
 """`pytest` runs the test suite and not the benchmarks; `pytest --benchmark-only` runs every benchmark and
-nothing else; `pytest benches` runs the benchmarks (issue 10.10: plain `pytest` ran the timed benchmarks).
+nothing else; `pytest benches` runs the benchmarks (a regression: plain `pytest` once ran the timed benchmarks).
 
 Checked on a miniature copy of the repository's layout, with the repository's own conftest.py and pytest
 settings, so each pytest run takes a second instead of importing the whole suite."""

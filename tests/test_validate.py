@@ -1,4 +1,4 @@
-"""lrdecay._validate: the one set of argument checks every module uses (issue 10.17)."""
+"""lrdecay._validate: the one set of argument checks every module uses."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A plain numpy + PyTorch re-implementation of the prototype of PROTOTYPE.md ("What did"), with one switch
-per candidate cause of the memorization gap between the package and the prototype (issue 9).
+per candidate cause of the memorization gap between the package and the prototype
+(docs/memorization-vs-prototype.md).
 
 Default = the prototype as described, with the data built the way the package builds it (blank block =
 noise of the pattern's own spread, exact symmetric flips to another class). Each flag changes one thing:

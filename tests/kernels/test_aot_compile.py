@@ -1,5 +1,5 @@
-"""Every Triton kernel variant the code can launch compiles for sm_80 and sm_90, without a GPU (issue
-10.19), so a kernel that would not build on a GPU fails here.
+"""Every Triton kernel variant the code can launch compiles for sm_80 and sm_90, without a GPU,
+so a kernel that would not build on a GPU fails here.
 
 The compiling runs in a subprocess (tests/kernels/aot_compile.py): this folder's conftest runs Triton in
 its interpreter, which cannot compile. By default it compiles a covering subset (each schedule and each

@@ -137,7 +137,7 @@ def test_fp16_params_fp32_math():
 
 
 def test_float64_params_step_exactly_like_torch():
-    # Issue 10.1: the kernel computed float64 parameters in float32 (0.9990000128746033 for 1 - 1e-3).
+    # Regression: the kernel computed float64 parameters in float32 (0.9990000128746033 for 1 - 1e-3).
     p = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
     p.grad = torch.ones(1, dtype=torch.float64)
     FusedSGD([p], lr=1e-3, backend=BACKEND).step()
@@ -154,7 +154,7 @@ def test_float64_with_device_schedule_exactly_like_torch():
 
 
 def test_compiled_step_advances_the_device_schedule():
-    # Issue 10.2 on the triton backend: a torch.compile-d step gives the eager numbers.
+    # Regression on the triton backend: a torch.compile-d step gives the eager numbers.
     import warnings
 
     torch._dynamo.reset()

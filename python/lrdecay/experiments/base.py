@@ -95,7 +95,7 @@ def describe(settings: Mapping[str, Any]) -> str:
     )
 
 
-# ============================================================================ real images (issue 12)
+# ============================================================================ real images
 # Kept apart from the pattern presets above, which the pre-registered regime search chooses. No search
 # chose these. They follow the usual CIFAR recipe (He et al. 2016: SGD with momentum 0.9, LR 0.1 decayed
 # ×0.1 twice, batch 128, weight decay 5e-4, random crop + flip), with 20% symmetric label noise (C4's

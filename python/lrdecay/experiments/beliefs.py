@@ -24,7 +24,7 @@ from lrdecay.experiments.common import (
 )
 from lrdecay.experiments.runner import Experiment
 
-# Fixed before any result was seen; (d) added for issue 9 with the same margin.
+# Fixed before any result was seen; (d) added later with the same margin.
 FIT_TOL = 0.02
 GEN_MARGIN = 0.01
 RULE = (

@@ -26,7 +26,7 @@ from lrdecay.experiments.common import (
 from lrdecay.experiments.runner import Experiment
 
 # Fixed before any result was seen; (ii) compares with the large LR at the end of the first post-decay
-# stage instead of the end of training (issue 9), margins unchanged.
+# stage instead of the end of training (changed later), margins unchanged.
 EASY_FRACTION = 0.9
 COMPLEX_GAIN = 0.03
 CONTROL_MARGIN = 0.02

@@ -65,7 +65,7 @@ IMAGE_PRESETS = base.image_presets(
     lambda data, preset: {**_GD_IMAGES[base.image_family(data)][preset], "augment": "none"})
 
 # Fixed before any result was seen (SGD_MIN, GD_MAX); FLOOR and FIT_MAX added with the matched-accuracy
-# design (issue 9), before any run of it.
+# design, before any run of it.
 SGD_MIN = 3.0
 GD_MAX = 1.5
 FLOOR = 0.005

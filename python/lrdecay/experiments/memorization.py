@@ -26,7 +26,8 @@ from lrdecay.experiments.common import (
 )
 from lrdecay.experiments.runner import Experiment
 
-# Fixed before any result was seen; the measure the rule reads changed to the eval-mode pass (issue 9).
+# Fixed before any result was seen; the measure the rule reads changed later to the eval-mode pass
+# (docs/memorization-vs-prototype.md says why).
 MARGIN = 0.05
 RISE = 0.05
 RULE = (

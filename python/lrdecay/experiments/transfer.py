@@ -83,7 +83,7 @@ IMAGE_PRESETS = base.image_presets(lambda data, preset: {
     **{k: v for k, v in _TARGET.items() if k != "target_center_offset"}, "transfer_target": "auto",
     **_TARGET_IMAGES[base.image_family(data)][preset]})
 
-# MARGIN fixed before any result was seen; the large-LR comparison added for issue 9 with the same margin.
+# MARGIN fixed before any result was seen; the large-LR comparison added later with the same margin.
 MARGIN = 0.01
 RULE = (
     "Linear probe target test accuracy, on every seed: (1) lrDecay's final snapshot is at least "
