@@ -4,6 +4,7 @@ links named like images. Each case runs under a deadline, so a regression fails 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import warnings
@@ -153,3 +154,60 @@ def test_link_loop_beside_the_class_folders_is_not_a_class(tree, tmp_path):
     root, clean = tree
     os.symlink("knot", root / "knot")
     same(load(root, tmp_path), clean)
+
+
+# ------------------------------------------------------------------ decoders chosen by the extensions
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 6 5\n%%EndComments\n"
+       b"0 0 moveto 6 5 lineto stroke\nshowpage\n%%EOF\n")
+
+
+@pytest.fixture
+def eps_spy(monkeypatch):
+    """Records every time Pillow's EPS plugin starts reading a file (it would run Ghostscript on load)."""
+    from PIL import EpsImagePlugin, Image, UnidentifiedImageError
+
+    calls = []
+
+    def spy(self):
+        calls.append(getattr(self.fp, "name", self.fp))
+        raise SyntaxError("EPS refused by the test")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", spy)
+    # sanity: without a format list, Pillow does pick EPS for this content
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(EPS))
+    assert len(calls) == 1
+    calls.clear()
+    return calls
+
+
+def test_eps_content_named_png_is_never_handed_to_the_eps_plugin(tree, tmp_path, eps_spy):
+    root, clean = tree
+    (root / "cat" / "x.png").write_bytes(EPS)
+    with pytest.raises(ValueError, match=r"cat/x.png"):
+        load(root, tmp_path, cache=False)
+    with pytest.warns(UserWarning, match=r"cat/x.png"):
+        same(load(root, tmp_path, cache=False, on_error="skip"), clean)
+    assert eps_spy == []
+
+
+def test_content_of_another_listed_format_still_decodes(tree, tmp_path):
+    root, clean = tree
+    os.rename(root / "dog" / "img002.png", root / "dog" / "img002.jpg")  # PNG bytes, .jpg ending: PNG is listed
+    ds = load(root, tmp_path, cache=False)
+    i = list(ds.files).index(os.path.join("dog", "img002.jpg"))
+    assert np.array_equal(ds.x[i], clean.x[list(clean.files).index(os.path.join("dog", "img002.png"))])
+    # with only .jpg listed, PNG is not promised: the same file is refused
+    from PIL import UnidentifiedImageError
+
+    formats = folder_reader._pillow_formats((".jpg",))
+    assert formats == ("JPEG",)
+    with pytest.raises(UnidentifiedImageError):
+        folder_reader._decode(str(root / "dog" / "img002.jpg"), (6, 5), "crop", "RGB", formats)
+
+
+@pytest.mark.parametrize("ext,match", [(".eps", "Ghostscript"), (".ps", "Ghostscript"), (".xyz", "no format")])
+def test_extensions_that_promise_no_safe_format_are_refused(tree, tmp_path, ext, match):
+    root, _ = tree
+    with pytest.raises(ValueError, match=f"extensions: .*{match}"):
+        load(root, tmp_path, extensions=[".png", ext])

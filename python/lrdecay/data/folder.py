@@ -193,12 +193,40 @@ class _WrongSize(ValueError):
     pass
 
 
-def _decode(path: str, size: tuple[int, int], resize: str, mode: str) -> np.ndarray:
-    """One image as uint8 (C, H, W)."""
+# Formats Pillow hands to an outside program: never chosen, whatever the extensions say (EPS runs
+# Ghostscript on the file's PostScript).
+_REFUSED_FORMATS = {"EPS": "it interprets the file's PostScript with Ghostscript"}
+
+
+def _pillow_formats(extensions: tuple[str, ...]) -> tuple[str, ...]:
+    """The Pillow formats the file endings promise (``.jpg`` -> JPEG, ...): the only decoders
+    :func:`_decode` lets Pillow choose, so a file's content cannot pick another (e.g. EPS named x.png)."""
+    from PIL import Image
+
+    registered = Image.registered_extensions()
+    formats: list[str] = []
+    for ext in extensions:
+        fmt = registered.get(os.path.splitext("x" + ext)[1])
+        if fmt is None:
+            raise ValueError(f"extensions: Pillow reads no format from files ending {ext!r}; accepted endings: "
+                             f"{', '.join(sorted(e for e, f in registered.items() if f not in _REFUSED_FORMATS))}")
+        if fmt in _REFUSED_FORMATS:
+            raise ValueError(f"extensions: {ext!r} ({fmt}) is not accepted: {_REFUSED_FORMATS[fmt]}")
+        if fmt not in formats:
+            formats.append(fmt)
+    return tuple(formats)
+
+
+def _decode(path: str, size: tuple[int, int], resize: str, mode: str,
+            formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """One image as uint8 (C, H, W), decoded only by one of Pillow's ``formats`` (default: those of
+    :data:`IMAGE_EXTENSIONS`)."""
     from PIL import Image, ImageOps
 
+    if formats is None:
+        formats = _pillow_formats(IMAGE_EXTENSIONS)
     h, w = size
-    with _open_regular(path) as f, Image.open(f) as im:
+    with _open_regular(path) as f, Image.open(f, formats=list(formats)) as im:
         im.load()
         im = im.convert(mode)
         if resize == "crop":
@@ -258,7 +286,11 @@ def image_folder(
     channels:
         3 (RGB) or 1 (grayscale).
     extensions:
-        File endings to read (case-insensitive); other files are ignored.
+        File endings to read (case-insensitive); other files are ignored. They also fix the decoders: a
+        file is decoded only by a Pillow format one of these endings names (``.png`` -> PNG,
+        ``.jpg``/``.jpeg`` -> JPEG, ...), whatever its content looks like, so an EPS file named ``x.png``
+        is refused, never handed to Ghostscript. An ending Pillow reads no format from, or one of a
+        format that runs an outside program (``.eps``), raises ValueError.
     cache, cache_dir:
         Read/write the decoded array there (default ``$LRDECAY_CACHE/image_folder``, else
         ``~/.cache/lrdecay/image_folder``). ``cache=False`` always decodes and writes nothing.
@@ -293,7 +325,8 @@ def image_folder(
         workers = check_int("workers", workers, 1, 1024)
     root = _check_root(root, "a class-per-subfolder image tree (root/<class>/<image>)")
     classes, files, labels = _scan_folder(root, exts, on_error)
-    params = {"size": hw, "resize": resize, "channels": channels, "on_error": on_error}
+    formats = _pillow_formats(exts)
+    params = {"size": hw, "resize": resize, "channels": channels, "on_error": on_error, "formats": formats}
 
     cache_path = None
     if cache:
@@ -314,7 +347,7 @@ def image_folder(
     def work(i: int) -> None:
         path = os.path.join(root, files[i])
         try:
-            x[i] = _decode(path, hw, resize, mode)
+            x[i] = _decode(path, hw, resize, mode, formats)
         except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError...
             if on_error == "raise" or isinstance(exc, _WrongSize):  # a wrong size is a setting, not damage
                 raise ValueError(f"image_folder: cannot use {path}: {type(exc).__name__}: {exc}") from None
