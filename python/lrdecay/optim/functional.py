@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import torch
 
+from lrdecay import _native
 from lrdecay.optim._checks import SparseGradientError
 
 __all__ = [
@@ -119,8 +120,6 @@ def native_sgd_ptrs(
     """One step over contiguous float32 CPU memory given by addresses and lengths, in one Rust pass per
     run: the same update as :func:`foreach_sgd`, bit for bit (one fused multiply-add per ``a + alpha*b``,
     coefficients rounded to float32 as torch rounds them). The caller guarantees the addresses."""
-    from lrdecay import _native
-
     _native.sgd_step_f32_ptrs(
         p_addrs, g_addrs, m_addrs if momentum != 0 else None, sizes,
         lr=float(lr), momentum=float(momentum), dampening=float(dampening), weight_decay=float(weight_decay),

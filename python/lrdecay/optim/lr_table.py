@@ -59,10 +59,6 @@ class MemberTable:
         self.ints = torch.tensor(ints, dtype=torch.int64, device=device)
         self.floats = torch.tensor(floats, dtype=torch.float64, device=device)
 
-    def lr_at(self, m: int, step: int) -> float:
-        """Member ``m``'s LR at ``step``, as the kernel computes it (float64)."""
-        return self.codes[m].lr_at(int(step))
-
     def set_constant(self, m: int, lr: float) -> None:
         """Make member ``m`` (whose code is a constant) run at ``lr`` from the next step on."""
         self.codes[m] = constant_code(lr)

@@ -104,6 +104,12 @@ class StackedSGD(Optimizer):
         self.nesterov = nest
         self.schedules = sched
         self._hyper = hyper
+        # Per member, the hyperparameters of its update besides the LR (fixed for the optimizer's life).
+        self._member_hyper = [
+            dict(momentum=float(hyper["momentum"][m]), dampening=float(hyper["dampening"][m]),
+                 weight_decay=float(hyper["weight_decay"][m]), nesterov=bool(nest[m]), maximize=False)
+            for m in range(K)
+        ]
         self._step_host = 0
         self._has_buf = False
         defaults = dict(lr=list(hyper["lr"]), momentum=list(hyper["momentum"]), dampening=list(hyper["dampening"]),
@@ -153,7 +159,7 @@ class StackedSGD(Optimizer):
 
     def lr_of(self, m: int, step: int | None = None) -> float:
         """Member ``m``'s LR at ``step`` (default: the next step), as the step computes it (float64)."""
-        return self._tables.lrs.lr_at(m, self._step_host if step is None else int(step))
+        return self._tables.lrs.codes[m].lr_at(self._step_host if step is None else int(step))
 
     def member_lrs(self) -> list[float]:
         """Every member's LR for the next step."""
@@ -231,18 +237,18 @@ class StackedSGD(Optimizer):
         return loss
 
     def _step_host_side(self, first: bool) -> None:
-        h, lay = self._hyper, self.layout
-        native = self.flat_p.device.type == "cpu" and self.flat_p.dtype == torch.float32
+        lay, codes, step = self.layout, self._tables.lrs.codes, self._step_host
+        if self.flat_p.device.type == "cpu" and self.flat_p.dtype == torch.float32:
+            # One Rust pass per member over its runs (addresses computed once: this path is per step).
+            for m, (ps, gs, ms, ns) in enumerate(lay.native_addresses()):
+                F.native_sgd_ptrs(ps, gs, ms, ns, lr=codes[m].lr_at(step), first_step=first, **self._member_hyper[m])
+            return
+        # Other dtypes / devices: torch's ops on the member's runs of the flat buffers.
         for m in range(self.members):
-            hyper = dict(lr=self.lr_of(m), momentum=h["momentum"][m], dampening=h["dampening"][m],
-                         weight_decay=h["weight_decay"][m], nesterov=self.nesterov[m], maximize=False)
-            if native:
-                F.native_sgd_ptrs(*lay.native_addresses()[m], first_step=first, **hyper)
-                continue
-            # Other dtypes / devices: torch's ops on the member's runs of the flat buffers.
+            hyper = self._member_hyper[m]
             bufs = lay.member_views(lay.flat_m, m) if hyper["momentum"] != 0 else None
             F.foreach_sgd(lay.member_views(lay.flat_p, m), lay.member_views(lay.flat_g, m), bufs,
-                          first_step=first, **hyper)
+                          lr=codes[m].lr_at(step), first_step=first, **hyper)
 
     # ----------------------------------------------------------------- per-member state
     def member_momentum(self, m: int) -> list[torch.Tensor] | None:
