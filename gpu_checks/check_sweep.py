@@ -66,13 +66,13 @@ def member_configs(k: int, base: dict, *, host: bool = True) -> list[TrainConfig
 
 
 def stacked_trainers(cfgs):
-    from lrdecay.sweep.stack_train import StackedEngine
+    from lrdecay.trainer.stacked import StackedEngine
 
     data = {}
     trainers = []
     for c in cfgs:
         key = Trainer.data_key(c)
-        ds, tests = data[key] if key in data else Trainer._build_datasets(c)
+        ds, tests = data[key] if key in data else Trainer.build_datasets(c)
         t = Trainer(c, dataset=ds, test_sets=tests)
         data.setdefault(key, (t.data, dict(t.test_data)))
         trainers.append(t)

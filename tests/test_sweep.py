@@ -168,14 +168,14 @@ def test_ctrl_c_then_rerun_equals_an_uninterrupted_sweep(tmp_path, stack):
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    real = Trainer._build_datasets
+    real = Trainer.build_datasets
 
     def flaky(cfg):
         if cfg.seed == 13:
             raise RuntimeError("boom: synthetic data failure")
         return real(cfg)
 
-    monkeypatch.setattr(Trainer, "_build_datasets", staticmethod(flaky))
+    monkeypatch.setattr(Trainer, "build_datasets", staticmethod(flaky))
     cfgs = [tiny(seed=0), tiny(seed=13), tiny(seed=1, model="resnet20", width=2)]
     res = run_sweep(cfgs, tmp_path / "sw", executor="stack", progress=False)
     assert [o.status for o in res] == ["done", "failed", "done"]
@@ -187,19 +187,19 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     rows = table(tmp_path / "sw" / "table.csv")
     assert {r["run_id"] for r in rows} == {res[cfgs[0]].id, res[cfgs[2]].id}
     # a rerun retries the failed run (and only it)
-    monkeypatch.setattr(Trainer, "_build_datasets", staticmethod(real))
+    monkeypatch.setattr(Trainer, "build_datasets", staticmethod(real))
     events = []
     res = run_sweep(cfgs, tmp_path / "sw", executor="stack", progress=False, on_event=events.append)
     assert res.complete and {e["run_id"] for e in events} == {bad.id}
 
 
 def test_a_failing_stacked_group_fails_its_members_only(tmp_path, monkeypatch):
-    from lrdecay.sweep import stack_train
+    from lrdecay.trainer import stacked
 
     def broken(self, idx):
         raise RuntimeError("stacked step exploded")
 
-    monkeypatch.setattr(stack_train.StackedEngine, "_step", broken)
+    monkeypatch.setattr(stacked.StackedEngine, "_step", broken)
     cfgs = member_configs()[:3] + [tiny(seed=4, model="resnet20", width=2)]
     res = run_sweep(cfgs, tmp_path / "sw", executor="stack", progress=False)
     assert [o.status for o in res] == ["failed"] * 3 + ["done"]
@@ -274,8 +274,8 @@ def test_cli_sweep(tmp_path, capsys):
 def test_cli_exit_status_says_runs_failed(tmp_path, monkeypatch, capsys):
     from lrdecay.cli import EXIT_RUNS_MISSING, EXIT_USAGE, main
 
-    real = Trainer._build_datasets
-    monkeypatch.setattr(Trainer, "_build_datasets",
+    real = Trainer.build_datasets
+    monkeypatch.setattr(Trainer, "build_datasets",
                         staticmethod(lambda cfg: (_ for _ in ()).throw(RuntimeError("nope")) if cfg.lr == 0.01 else real(cfg)))
     (tmp_path / "s.toml").write_text(SPEC)
     rc = main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack", "--no-stack"])

@@ -2,7 +2,7 @@
 
 It shares FusedSGD's checks (:mod:`lrdecay.optim._checks`), backend choice and host-side update
 (:mod:`lrdecay.optim.functional`); the layout is :class:`~lrdecay.optim.layout.StackedLayout` and the
-per-member schedules a :class:`~lrdecay.optim.lr_table.MemberTable`. See lrdecay.sweep.stack_model for the
+per-member schedules a :class:`~lrdecay.optim.lr_table.MemberTable`. See lrdecay.trainer.stacked_model for the
 stacked models it serves.
 """
 

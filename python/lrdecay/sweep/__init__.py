@@ -28,7 +28,7 @@ Executors (:mod:`lrdecay.sweep.executors`): ``stack`` trains in this process; ``
 (one torch thread per worker on the CPU, one worker per GPU on a multi-GPU machine); ``ray`` as Ray tasks,
 local or on a cluster (``pip install 'lrdecay[ray]'``). With ``stack=True`` (the default) runs that share
 an architecture, data shapes, batch size and epochs train as the members of one stacked model
-(:mod:`lrdecay.sweep.stack_train`): each member keeps its own init, data, label noise, data order,
+(:mod:`lrdecay.trainer.stacked`): each member keeps its own init, data, label noise, data order,
 optimizer settings and schedule, and its numbers equal its solo run.
 
 Plots from the table: :func:`lrdecay.sweep.plots.regime_map`, :func:`lrdecay.sweep.plots.run_curves`.

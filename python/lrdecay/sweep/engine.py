@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 from lrdecay.sweep.executors import EXECUTORS, make_executor
 from lrdecay.sweep.spec import Run, SpecError, SweepSpec, load_spec, run_id
 from lrdecay.sweep.store import DONE, FAILED, PARTIAL, TABLE_CSV, SweepStore, read_json
-from lrdecay.sweep.tasks import plan_tasks, snapshot_path
+from lrdecay.sweep.tasks import plan_tasks
+from lrdecay.trainer.checkpoint import load_checkpoint, snapshot_path
 from lrdecay.trainer.config import TrainConfig
 
 __all__ = ["run_sweep", "load_sweep", "SweepResult", "RunOutcome", "RunsMissing"]
@@ -61,8 +62,6 @@ class RunOutcome:
     def snapshots(self) -> dict[int, dict]:
         """``{epoch: state_dict}`` of the model snapshots the config asked for (``snapshot_epochs``; CPU
         tensors, read from the run's folder now)."""
-        from lrdecay.trainer.checkpoint import load_checkpoint
-
         return {e: load_checkpoint(snapshot_path(self.out_dir, e))["model"] for e in self.snapshot_epochs}
 
 

@@ -139,7 +139,6 @@ def _worker_init(events, stop, threads: int | None, devices, parent: int) -> Non
 
             torch.cuda.set_device(torch.device(device))
     _W.update(events=events, stop=stop, device=device)
-    import lrdecay.sweep.stack_train  # noqa: F401  (warm the imports once per worker)
     import lrdecay.trainer  # noqa: F401
 
 

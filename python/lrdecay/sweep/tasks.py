@@ -18,10 +18,13 @@ from typing import Any, Callable, Sequence
 
 from lrdecay.sweep.spec import Run
 from lrdecay.sweep.store import DONE, FAILED, SweepStore
+from lrdecay.trainer import Trainer
+from lrdecay.trainer.checkpoint import CheckpointError, set_aside, snapshot_path
 from lrdecay.trainer.config import PER_MEMBER_FIELDS, TrainConfig
+from lrdecay.trainer.stacked import StackedEngine
 
-__all__ = ["Task", "plan_tasks", "execute_task", "stack_key", "PER_MEMBER_FIELDS", "INTERRUPTED",
-           "stackable"]
+__all__ = ["Task", "plan_tasks", "execute_task", "execute_solo", "execute_stacked", "open_trainer", "stack_key",
+           "PER_MEMBER_FIELDS", "INTERRUPTED", "stackable", "snapshot_path"]
 
 INTERRUPTED = "interrupted"
 
@@ -133,8 +136,6 @@ def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = N
     if task.stacked and len(task.runs) > 1:
         t0 = time.perf_counter()
         try:
-            from lrdecay.sweep.stack_train import execute_stacked
-
             return execute_stacked(task, store, on_epoch=on_epoch, stop=stop)
         except Exception:
             tb = traceback.format_exc()
@@ -186,46 +187,111 @@ def _summary_lists(ledger) -> dict | None:
     return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in ledger.summary().items()}
 
 
+def open_trainer(run: Run, task: Task, store: SweepStore, **kw: Any) -> Trainer:
+    """The trainer of one run of a sweep in its folder, resumed from its checkpoint when there is one.
+
+    The sweep owns its run folders: without a checkpoint, whatever a run that died early left there is
+    replaced (the trainer's one-writer lock still keeps two processes off one folder), and a checkpoint
+    that cannot be read (a disk fault) is set aside and the run starts over. ``kw``: more
+    :class:`~lrdecay.trainer.Trainer` arguments (``dataset``, ``test_sets``)."""
+    cfg = run_config(run, task)
+    kw.update(out_dir=store.run_dir(run.id), callbacks=run_callbacks(run, task, kw.pop("on_epoch", None)))
+    ckpt = store.checkpoint_path(run.id)
+    resume = ckpt if os.path.exists(ckpt) else None
+    if resume is None:
+        store.clear_result(run.id)
+    try:
+        return Trainer(cfg, resume=resume, overwrite=resume is None, **kw)
+    except CheckpointError:
+        set_aside(ckpt)
+        store.clear_result(run.id)
+        return Trainer(cfg, overwrite=True, **kw)
+
+
 def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook | None = None,
                  stop: Any = None) -> dict:
     """One run with the plain :class:`~lrdecay.trainer.Trainer`, resumed from its checkpoint if any."""
-    from lrdecay.trainer import Trainer
-    from lrdecay.trainer.checkpoint import CheckpointError
-
     t0 = time.perf_counter()
-    cfg = run_config(run, task)
-    run_dir = store.run_dir(run.id)
-    ckpt = store.checkpoint_path(run.id)
-    resume = ckpt if os.path.exists(ckpt) else None
-    callbacks = run_callbacks(run, task, on_epoch)
     trainer = None
     try:
-        # The sweep owns its run folders: without a checkpoint, whatever a run that died early left there
-        # is replaced (the trainer's one-writer lock still keeps two processes off one folder).
-        if resume is None:
-            store.clear_result(run.id)
-        try:
-            trainer = Trainer(cfg, out_dir=run_dir, resume=resume, overwrite=resume is None, callbacks=callbacks)
-        except CheckpointError:
-            # A checkpoint that cannot be read (e.g. a disk fault): set it aside and start over.
-            os.replace(ckpt, ckpt + ".unreadable")
-            resume = None
-            store.clear_result(run.id)
-            trainer = Trainer(cfg, out_dir=run_dir, overwrite=True, callbacks=callbacks)
-        resumed_from = trainer.epoch
+        trainer = open_trainer(run, task, store, on_epoch=on_epoch)
         with _StopWatcher(stop, trainer.request_stop):
             try:
                 result = trainer.fit()
             except KeyboardInterrupt:
                 # fit() stopped at a step boundary and wrote a checkpoint (Ctrl-C or a stop request)
-                return _interrupted(run, resumed_from=resumed_from)
-        res = done_result(run, result, t0=t0, resumed_from=resumed_from)
+                return _interrupted(run, resumed_from=trainer.resumed_from)
+        res = done_result(run, result, t0=t0, resumed_from=trainer.resumed_from)
     except KeyboardInterrupt:
         raise
     except Exception:
         res = failed_result(run, list(trainer.history) if trainer is not None else [], traceback.format_exc(), t0)
     store.write_result(run.id, res)
     return res
+
+
+def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None = None,
+                    stop: Any = None) -> list[dict]:
+    """Run a stacked task: open each member's trainer (resuming from its checkpoint), group the members
+    by where they stand, train each group stacked (:class:`~lrdecay.trainer.stacked.StackedEngine`; a
+    member alone at its position trains solo), and write each run's ``result.json``."""
+    t0 = time.perf_counter()
+    trainers: list[Trainer] = []
+    results: dict[str, dict] = {}
+    runs: list[Run] = []
+    data: dict[tuple, tuple] = {}  # members with equal data (same seed, other schedule) share one build
+    for run in task.runs:
+        try:
+            cfg = run_config(run, task)
+            key = Trainer.data_key(cfg)
+            # the first member of a data key builds it; later ones take its device data as it is
+            train_ds, tests = data[key] if key in data else Trainer.build_datasets(cfg)
+            t = open_trainer(run, task, store, dataset=train_ds, test_sets=tests, on_epoch=on_epoch)
+            data.setdefault(key, (t.data, dict(t.test_data)))
+        except Exception:
+            results[run.id] = failed_result(run, [], traceback.format_exc(), t0)
+            store.write_result(run.id, results[run.id])
+            continue
+        trainers.append(t)
+        runs.append(run)
+
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, t in enumerate(trainers):
+        groups.setdefault((t.epoch, t.batch), []).append(i)
+    for (_epoch, _batch), idx in sorted(groups.items()):
+        members = [trainers[i] for i in idx]
+        if stop is not None and stop.is_set():
+            for i in idx:
+                results[runs[i].id] = _interrupted(runs[i])
+            continue
+        if len(members) == 1:
+            # alone at its position: the plain trainer (which claims the run folder for itself)
+            members[0].close()
+            run = runs[idx[0]]
+            results[run.id] = execute_solo(run, task, store, on_epoch=on_epoch, stop=stop)
+            continue
+        try:
+            engine = StackedEngine(members)
+            with _StopWatcher(stop, engine.request_stop):
+                finished = engine.fit()
+        except Exception:
+            tb = traceback.format_exc()
+            for i in idx:
+                results[runs[i].id] = failed_result(runs[i], list(trainers[i].history), tb, t0)
+                store.write_result(runs[i].id, results[runs[i].id])
+            continue
+        finally:
+            for t in members:  # give each run folder up (the log closed, the one-writer lock released)
+                t.close()
+        for i in idx:
+            t, run = trainers[i], runs[i]
+            if not finished:
+                results[run.id] = _interrupted(run, resumed_from=t.resumed_from)
+                continue
+            res = done_result(run, t, t0=t0, resumed_from=t.resumed_from, stacked=len(idx))
+            store.write_result(run.id, res)
+            results[run.id] = res
+    return [results[r.id] for r in task.runs]
 
 
 #: Test hook: set to an epoch ``e``, a sweep's worker process (never the driver) ends at once with
@@ -272,13 +338,6 @@ def run_callbacks(run: Run, task: Task, on_epoch: EpochHook | None) -> list:
     if on_epoch is not None:
         callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
     return callbacks
-
-
-# ---------------------------------------------------------------------------- snapshots
-def snapshot_path(run_dir: str, epoch: int) -> str:
-    """Where the trainer keeps a run's model snapshot of ``epoch`` (``config.snapshot_epochs``):
-    ``runs/<id>/snapshots/epoch_NNNN.pt``, a checksummed checkpoint file holding ``{"epoch", "model"}``."""
-    return os.path.join(run_dir, "snapshots", f"epoch_{int(epoch):04d}.pt")
 
 
 # ---------------------------------------------------------------------------- stop requests

@@ -22,7 +22,8 @@ import torch
 
 from lrdecay._atomic import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "CheckpointError", "CHECKPOINT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_path", "CheckpointError", "CHECKPOINT", "snapshot_path",
+           "set_aside", "UNREADABLE"]
 
 MAGIC = b"LRDCKPT1"
 _NP_TAG = "__ndarray__"
@@ -132,3 +133,22 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     with open(path, "rb") as f:
         blob = f.read()
     return _parse(blob, path)
+
+
+#: The suffix a checkpoint that could not be read is renamed with (:func:`set_aside`).
+UNREADABLE = ".unreadable"
+
+
+def set_aside(path: str | os.PathLike) -> str:
+    """Rename an unreadable checkpoint to ``path + ".unreadable"`` (replacing an older one there) so its run
+    can start over without destroying what may still be recovered from it; returns the new path."""
+    path = os.fspath(path)
+    aside = path + UNREADABLE
+    os.replace(path, aside)
+    return aside
+
+
+def snapshot_path(run_dir: str | os.PathLike, epoch: int) -> str:
+    """Where a run keeps its model snapshot of ``epoch`` (``config.snapshot_epochs``):
+    ``run_dir/snapshots/epoch_NNNN.pt``, a checkpoint file holding ``{"epoch", "model"}``."""
+    return os.path.join(os.fspath(run_dir), "snapshots", f"epoch_{int(epoch):04d}.pt")

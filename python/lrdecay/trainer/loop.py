@@ -27,7 +27,7 @@ from torch import nn
 
 from lrdecay._outdir import OutputDir, OutputDirBusy, OutputDirError
 from lrdecay.trainer import evaluation, state
-from lrdecay.trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from lrdecay.trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, snapshot_path
 from lrdecay.trainer.config import DATA_FIELDS, TrainConfig
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
@@ -116,6 +116,12 @@ class Trainer:
         overwrite: delete what ``out_dir`` holds first (only an lrdecay output folder).
         callbacks: functions ``f(trainer, record)`` called at each epoch end, after the record is complete
             and before it is logged (they may add keys, save checkpoints, extract features).
+
+    Its run state is public: ``epoch`` (completed epochs), ``batch`` (steps done in the current one),
+    ``step_count``, ``history``, ``resumed_from`` (the epoch it resumed from; 0 when fresh),
+    ``epoch_time_done`` (seconds already spent on the unfinished epoch). Another step engine may run the
+    steps and then hand the epoch to :meth:`close_epoch` and the run's end to :meth:`finish`: the stacked
+    engine does (:class:`~lrdecay.trainer.stacked.MemberTrainer` is what it uses).
     """
 
     eval_batch_size = 4096
@@ -156,7 +162,7 @@ class Trainer:
 
         # ---- data, once on the device
         if dataset is None:
-            dataset, default_tests = self._build_datasets(cfg)
+            dataset, default_tests = self.build_datasets(cfg)
             if test_sets is None:
                 test_sets = default_tests
         self.data: DeviceData = as_device_data(dataset, self.device, name="dataset")
@@ -220,7 +226,7 @@ class Trainer:
         self.step_count = 0
         self.history: list[dict] = []
         self.snapshots: dict[int, dict] = {}
-        self._epoch_time_done = 0.0  # seconds spent on the unfinished epoch before a resume
+        self.epoch_time_done = 0.0  # seconds spent on the unfinished epoch so far (before a stop or resume)
         self._stop = False
         self._saved_at: tuple[int, int] | None = None  # (epoch, batch) of the last out_dir checkpoint
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
@@ -229,6 +235,7 @@ class Trainer:
         self._out: OutputDir | None = None
         if ckpt is not None:
             self._load_state(ckpt, os.fspath(resume))
+        self.resumed_from = self.epoch  # the completed epochs this trainer started from (0: a fresh run)
         if self.out_dir is not None:
             # Last, after every check: a bad argument never leaves a folder behind.
             try:
@@ -245,17 +252,19 @@ class Trainer:
             self._log = JsonlWriter(self.files["log"], self.history)
 
     # ================================================================== construction helpers
-    #: The config fields :meth:`_build_datasets` reads (declared on TrainConfig's fields): runs equal in
+    #: The config fields :meth:`build_datasets` reads (declared on TrainConfig's fields): runs equal in
     #: these train on the same data.
     DATA_FIELDS = DATA_FIELDS
 
     @staticmethod
     def data_key(cfg: TrainConfig) -> tuple:
-        """Equal for configs whose :meth:`_build_datasets` builds the same data (one build can serve both)."""
+        """Equal for configs whose :meth:`build_datasets` builds the same data (one build can serve both)."""
         return tuple(repr(getattr(cfg, f)) for f in Trainer.DATA_FIELDS)
 
     @staticmethod
-    def _build_datasets(cfg: TrainConfig):
+    def build_datasets(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
+        """The training set and the ``{name: test set}`` a run of ``cfg`` builds when given no dataset:
+        the image data of ``cfg.data``, else the preset's pattern data (test split, per-group probes)."""
         if cfg.data is not None:
             from lrdecay.trainer.image_inputs import build_image_datasets
 
@@ -397,7 +406,7 @@ class Trainer:
         t0 = time.perf_counter()
         lr = self.current_lr()
         if not self._run_steps():
-            self._epoch_time_done += time.perf_counter() - t0
+            self.epoch_time_done += time.perf_counter() - t0
             return None
         return self.close_epoch(lr, t0)
 
@@ -420,8 +429,8 @@ class Trainer:
                 record["test"] = self.evaluate()
             if cfg.eval_train:
                 record["train_eval"] = self.evaluate_train()
-        record["time"] = self._epoch_time_done + (time.perf_counter() - started)
-        self._epoch_time_done = 0.0
+        record["time"] = self.epoch_time_done + (time.perf_counter() - started)
+        self.epoch_time_done = 0.0
         record["elapsed"] = (self.history[-1]["elapsed"] if self.history else 0.0) + record["time"]
         self.history.append(record)
         if self.epoch in cfg.snapshot_epochs:
@@ -488,7 +497,7 @@ class Trainer:
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         self.snapshots[self.epoch] = state
         if self.out_dir is not None:
-            path = os.path.join(self.out_dir, "snapshots", f"epoch_{self.epoch:04d}.pt")
+            path = snapshot_path(self.out_dir, self.epoch)
             self.files[f"snapshot_{self.epoch}"] = save_checkpoint({"epoch": self.epoch, "model": state}, path)
 
     # ================================================================== checkpoints
@@ -538,7 +547,7 @@ class Trainer:
         interrupted = self._stop
         self._stop = False
         try:
-            self._finish()
+            self.finish()
         finally:
             self.close()
         if interrupted:
@@ -565,7 +574,10 @@ class Trainer:
         if self._out is not None:
             self._out.release()
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """Write what ends a run into its out_dir: the checkpoint at the current position (unless written
+        there already), the CSV log, the ledger and the plots (:meth:`fit` calls it; the stacked engine
+        calls it for its member trainers)."""
         if self.out_dir is None:
             return
         # the state only moves with (epoch, batch): a checkpoint written there already (checkpoint_every

@@ -63,7 +63,7 @@ def state_dict(t) -> dict:
         "ledger": None if t.ledger is None else t.ledger.state_dict(),
     }
     if t.batch:
-        st["partial"] = {"pred": t.pred_buf.cpu(), "loss": t.loss_buf.cpu(), "time": t._epoch_time_done}
+        st["partial"] = {"pred": t.pred_buf.cpu(), "loss": t.loss_buf.cpu(), "time": t.epoch_time_done}
     return st
 
 
@@ -99,4 +99,4 @@ def load_state(t, st: dict, path: str) -> None:
     if t.batch:
         t.pred_buf.copy_(st["partial"]["pred"])
         t.loss_buf.copy_(st["partial"]["loss"])
-        t._epoch_time_done = float(st["partial"]["time"])
+        t.epoch_time_done = float(st["partial"]["time"])
