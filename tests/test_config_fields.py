@@ -103,7 +103,7 @@ def test_the_data_build_reads_only_data_fields(cfg):
     from lrdecay.trainer.loop import Trainer
 
     rec = _Recorder(cfg)
-    Trainer._build_datasets(rec)
+    Trainer.build_datasets(rec)
     assert rec.read, "nothing recorded"
     assert rec.read - {"progress"} <= set(config_mod.DATA_FIELDS), rec.read - set(config_mod.DATA_FIELDS)
     # and two configs that differ in a data field read by the build have different data keys
