@@ -234,10 +234,13 @@ def test_regime_phase_2_without_phase_1_says_so(tmp_path, capsys):
 
 def test_regime_follows_the_output_folder_rule(tmp_path, monkeypatch, capsys):
     # A search into a folder with other files overwrote its table.csv.
-    from lrdecay.experiments import regime
+    from types import SimpleNamespace
+
+    import lrdecay.sweep
 
     trained = []
-    monkeypatch.setattr(regime, "run_jobs", lambda todo, rows_path, **kw: trained.append(len(todo)))
+    monkeypatch.setattr(lrdecay.sweep, "run_sweep",
+                        lambda spec, out_dir, **kw: trained.append(len(spec.runs())) or SimpleNamespace(missing=[]))
     out = tmp_path / "reg"
     out.mkdir()
     (out / "table.csv").write_text("mine\n")

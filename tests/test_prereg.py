@@ -78,16 +78,6 @@ def test_criterion_text_is_the_one_the_search_recorded():
     assert r.CRITERION.strip() in text  # the markdown shows the same words
 
 
-def test_the_committed_runs_give_the_committed_selection():
-    rows = r._read_rows(str(REGIME_DIR / "runs.jsonl"))
-    points = r.grid_points()
-    outs = r.outcomes(rows, points, [*r.PILOT_SEEDS, *r.CONFIRM_SEEDS])
-    sel = r.select(outs)
-    sel["phase2_candidates"] = [r.setting_id(p) for p in r.confirm_candidates(outs)]
-    recorded = json.loads((REGIME_DIR / "selection.json").read_text(encoding="utf-8"))
-    assert json.loads(json.dumps(sel)) == recorded
-
-
 def test_a_changed_file_is_not_the_committed_one(tmp_path):
     path = _copy(tmp_path, lambda t: t.replace("premise_margin = 0.02", "premise_margin = 0.03"))
     p = prereg.load(path)
@@ -134,9 +124,9 @@ def test_search_refuses_held_out_seeds():
         with pytest.raises(prereg.SeedPolicyError, match="held-out seeds"):
             p.check_search_seeds(seeds)
     pt = r.grid_points()[0]
-    assert len(r.jobs([pt], [1000])) == 3
+    assert len(r.search_spec([pt], [1000]).runs()) == 3
     with pytest.raises(prereg.SeedPolicyError, match=r"seeds \[12\] are held-out"):
-        r.jobs([pt], [1000, 12])
+        r.search_spec([pt], [1000, 12])
 
 
 def test_reports_refuse_pilot_seeds():

@@ -217,7 +217,7 @@ def _default_preset(device: str | None, data: str | None = None) -> str:
 #: What ``reproduce`` / ``run`` write into their folder (what --overwrite may delete).
 REPORT_OUTPUTS = ("report.md", "results.json", "*.png", "runs", ".*.tmp")
 #: What ``regime`` writes into its folder.
-REGIME_OUTPUTS = ("runs.jsonl", "table.csv", "selection.json", "regime_map.png", "REGIME.md", ".*.tmp")
+REGIME_OUTPUTS = ("sweep", "runs.jsonl", "table.csv", "selection.json", "regime_map.png", "REGIME.md", ".*.tmp")
 
 
 def _run_experiments(names, args) -> int:
@@ -393,6 +393,7 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> int:
 
 def _cmd_regime(args: argparse.Namespace) -> int:
     from lrdecay.experiments import regime
+    from lrdecay.sweep import RunsMissing
 
     from lrdecay._outdir import OutputDir
 
@@ -406,9 +407,14 @@ def _cmd_regime(args: argparse.Namespace) -> int:
         print(regime.PREREGISTRATION.describe(), flush=True)
         sel = regime.run_search(args.out, workers=args.workers, phases=phases)
     except KeyboardInterrupt:
-        print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs.jsonl')}; the same command with "
-              f"--resume continues", file=sys.stderr)
+        print(f"interrupted: finished runs are in {os.path.join(args.out, regime.SWEEP_DIR)}; the same command "
+              f"with --resume continues", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except RunsMissing as exc:
+        print(f"lrdecay regime: {exc}\nno selection written; the tracebacks are in "
+              f"{os.path.join(args.out, regime.SWEEP_DIR, 'sweep.json')}; the same command with --resume retries "
+              f"the missing runs and keeps the finished ones", file=sys.stderr)
+        return EXIT_RUNS_MISSING
     finally:
         out.release()
     for name in ("quick", "full"):
@@ -563,13 +569,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     rg = sub.add_parser(
         "regime", help="the pre-registered regime search: where lrDecay beats both constant LRs (pilot seeds)",
-        description="Train every setting of the committed grid on pilot seeds, draw the regime map and pick the "
-        "reproduction's presets by the premise alone (lrdecay.experiments.regime.CRITERION). Resumable.",
+        description="Train every setting of the pre-registered grid (lrdecay/experiments/preregistered/patterns.toml) "
+        "on pilot seeds through the sweep engine (runs in OUT/sweep/; runs already in OUT/runs.jsonl, the first "
+        "search's log, are read, not retrained), draw the regime map and pick the reproduction's presets by the "
+        "premise alone (lrdecay.experiments.regime.CRITERION). Resumable.",
     )
     rg.add_argument("--out", default="docs/regime", help="output folder (default: docs/regime); a folder that "
                     "holds anything needs --resume or --overwrite")
     rg.add_argument("--resume", action="store_true", help="continue the search in --out: its finished runs "
-                    "(runs.jsonl) are kept, the rest are trained, and the table, map and selection rewritten")
+                    "(sweep/, runs.jsonl) are kept, the rest are trained, and the table, map and selection rewritten")
     rg.add_argument("--overwrite", action="store_true", help="delete what --out holds from an earlier search first")
     rg.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default: 2)")
     rg.add_argument("--phase", choices=["1", "2", "all"], default="all", help="which phases to run (default: all)")

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["regime_map", "run_curves", "regime_table", "table_of"]
+__all__ = ["regime_map", "run_curves", "regime_table", "table_of", "heatmap"]
 
 
 def table_of(source: Any) -> list[dict]:
@@ -132,6 +132,28 @@ def _label(v: Any) -> str:
     return f"{f:g}"
 
 
+def heatmap(ax, values: np.ndarray, xlabels: Sequence[str], ylabels: Sequence[str], *, cmap: str, vmin: float,
+            vmax: float, diverging: bool = False, fmt: str = "{:.3f}", marks: np.ndarray | None = None,
+            origin: str = "upper", fontsize: float = 7, tick_fontsize: float = 8):
+    """Draw one regime-map panel on ``ax``: ``values`` (ny, nx; NaN cells left blank) as an image with each
+    cell's value written in it (``fmt``, plus ``*`` where ``marks`` is true), ticks labelled ``xlabels`` /
+    ``ylabels``. Text is white on the dark end of the scale (``diverging``: on strong values of either
+    sign). Returns the image (for a colorbar)."""
+    im = ax.imshow(values, origin=origin, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(xlabels)), list(xlabels), fontsize=tick_fontsize)
+    ax.set_yticks(range(len(ylabels)), list(ylabels), fontsize=tick_fontsize)
+    ny, nx = values.shape
+    for i in range(ny):
+        for j in range(nx):
+            v = values[i, j]
+            if np.isfinite(v):
+                light = abs(v) > 0.6 * max(abs(vmin), abs(vmax)) if diverging else v < (vmin + vmax) / 2
+                mark = "*" if marks is not None and marks[i, j] else ""
+                ax.text(j, i, fmt.format(v) + mark, ha="center", va="center", fontsize=fontsize,
+                        color="white" if light else "black")
+    return im
+
+
 def regime_map(source: Any, x: str, y: str, metric: str, path: str | os.PathLike, *, by: str | None = "setting",
                diff: Sequence[Any] | None = None, epoch: int | str = "last", title: str | None = None,
                cmap: str = "viridis") -> str:
@@ -171,19 +193,11 @@ def regime_map(source: Any, x: str, y: str, metric: str, path: str | os.PathLike
     axes = fig.subplots(1, n, squeeze=False)[0]
     im = None
     for ax, (name, m) in zip(axes, shown.items()):
-        im = ax.imshow(m, origin="lower", aspect="auto", cmap=cm, vmin=vmin, vmax=vmax)
-        ax.set_xticks(range(nx), [_label(v) for v in t["x"]], fontsize=8)
-        ax.set_yticks(range(ny), [_label(v) for v in t["y"]], fontsize=8)
+        im = heatmap(ax, m, [_label(v) for v in t["x"]], [_label(v) for v in t["y"]], cmap=cm, vmin=vmin,
+                     vmax=vmax, diverging=diff is not None, origin="lower")
         ax.set_xlabel(xc.removeprefix("config."))
         ax.set_ylabel(yc.removeprefix("config."))
         ax.set_title(name, fontsize=10)
-        for i in range(ny):
-            for j in range(nx):
-                if np.isfinite(m[i, j]):
-                    mid = (vmin + vmax) / 2
-                    light = (m[i, j] < mid) if diff is None else abs(m[i, j]) > 0.6 * vmax
-                    ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=7,
-                            color="white" if light else "black")
     if im is not None:
         fig.colorbar(im, ax=list(axes), shrink=0.9, label=mc + (" (difference)" if diff is not None else ""))
     when = "last epoch" if epoch == "last" else f"epoch {epoch}"

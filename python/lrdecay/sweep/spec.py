@@ -250,6 +250,21 @@ class SweepSpec:
         spec._runs = list(runs.values())
         return spec
 
+    @classmethod
+    def from_runs(cls, runs: Iterable[Run], *, name: str = "runs") -> "SweepSpec":
+        """A sweep of chosen runs, keeping their setting names and grid points (e.g. a subset of another
+        spec's runs). Repeated runs are one run."""
+        out: dict[str, Run] = {}
+        for i, r in enumerate(runs):
+            if not isinstance(r, Run):
+                raise TypeError(f"runs[{i}] must be a Run, got {type(r).__name__}")
+            out.setdefault(r.id, r)
+        if not out:
+            raise SpecError("the sweep has no runs (an empty list of runs)")
+        spec = cls(name=name, seeds=sorted({r.seed for r in out.values()}))
+        spec._runs = list(out.values())
+        return spec
+
     # ------------------------------------------------------------------ runs
     def runs(self) -> list[Run]:
         """The resolved runs, in spec order (setting, then grid point, then seed)."""
