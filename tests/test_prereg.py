@@ -181,7 +181,7 @@ def test_regime_reports_the_hash_and_reproduces_the_committed_selection(tmp_path
     out = tmp_path / "regime"
     out.mkdir()
     shutil.copy(REGIME_DIR / "runs.jsonl", out / "runs.jsonl")
-    code, stdout, err = _run(["regime", "--out", str(out), "--workers", "1"], capsys)
+    code, stdout, err = _run(["regime", "--out", str(out), "--workers", "1", "--resume"], capsys)
     assert code == 0, err
     assert f"sha256 {prereg.COMMITTED_SHA256['patterns']}: the committed file" in stdout
     assert "quick: w512-n50000-noise0.4-ps10-clean-10-10-10-wd0.002" in stdout
