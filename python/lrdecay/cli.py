@@ -243,7 +243,9 @@ def _run_experiments(names, args) -> int:
             raise ValueError(f"--device {args.device}: CUDA is not available on this machine (use cpu or auto)")
     # resolve and check every experiment's settings, the data and every first-round run before anything is
     # trained or written
-    plan = experiments.plan(names, preset, seeds=seeds, device=args.device, data=data, data_dir=data_dir)
+    options = experiments.RunOptions(preset=preset, seeds=seeds, device=args.device, data=data, data_dir=data_dir,
+                                     out_dir=args.out, workers=args.workers, executor=args.executor)
+    plan = experiments.plan(names, options=options)
     from lrdecay.experiments import prereg
 
     # no reported verdict rests on a seed the pre-registered search chose its settings with
@@ -270,8 +272,7 @@ def _run_experiments(names, args) -> int:
           f"finished runs are kept in {os.path.join(args.out, 'runs')} (add --resume to continue after a stop)",
           file=sys.stderr, flush=True)
     try:
-        results = experiments.run_all(names, preset, seeds=seeds, out_dir=args.out, device=args.device,
-                                      workers=args.workers, executor=args.executor, data=data, data_dir=data_dir)
+        results = experiments.run_all(names, options=options)
     except KeyboardInterrupt:
         out.release()
         print(f"interrupted: finished runs are in {os.path.join(args.out, 'runs')}; the same command with "

@@ -3,8 +3,8 @@
 ``EXPERIMENTS`` lists the names in report order (``stages`` C1, ``gd`` C2, ``beliefs`` C3, ``memorization``
 C4, ``complexity`` C5, ``transfer`` C6, ``autodecay`` C7); :func:`get` returns a record, :func:`run_all`
 runs several on one preset (shared runs trained once, resumable through ``out_dir/runs/``) and
-:func:`run` one. Each record's verdict comes from its ``judge`` applied to the per-seed numbers, following
-its ``rule``. The ``quick`` and ``full`` settings come from the pre-registered regime search
+:func:`run` one, as a :class:`RunOptions` says (preset, seeds, data, output folder, workers, ...). Each
+record's verdict comes from its ``judge`` applied to the per-seed numbers, following its ``rule``. The ``quick`` and ``full`` settings come from the pre-registered regime search
 (:mod:`lrdecay.experiments.regime`, ``docs/regime/``); their seeds were never seen by it.
 
 ``data="cifar10"|"cifar100"|"digits"|"folder"`` (with ``data_dir``) runs the experiments that apply to
@@ -17,9 +17,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any, Mapping, Sequence
 
+from lrdecay.experiments.options import RunOptions
+
 __all__ = ["EXPERIMENTS", "NAMES", "PRESETS", "PRESET_NOTES", "IMAGE_PRESETS", "IMAGE_PRESET_NOTES", "MNIST_PRESET_NOTES",
-           "preset_notes", "get", "run",
-           "run_all", "plan", "presets_for"]
+           "preset_notes", "get", "run", "run_all", "plan", "presets_for", "RunOptions"]
 
 #: name -> claim id, in report order
 NAMES = {
@@ -58,48 +59,27 @@ def get(name: str):
     return import_module(f"lrdecay.experiments.{name}").EXPERIMENT
 
 
-def run_all(
-    names: Sequence[str] = EXPERIMENTS,
-    preset: str = "quick",
-    *,
-    seeds: Sequence[int] | int | None = None,
-    out_dir: str | None = None,
-    device: str | None = None,
-    workers: int | None = 1,
-    executor: str = "auto",
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    progress: bool = True,
-    data: str | None = None,
-    data_dir: str | None = None,
-) -> dict[str, dict]:
-    """Run the experiments ``names`` on ``preset`` (on real images with ``data`` / ``data_dir``); see
-    :func:`lrdecay.experiments.runner.run_experiments`."""
+def run_all(names: Sequence[str] = EXPERIMENTS, preset: str | None = None, *, options=None, **changes: Any
+            ) -> dict[str, dict]:
+    """Run the experiments ``names`` on ``preset`` as ``options`` say (a :class:`RunOptions`; None: the
+    defaults), with ``changes`` to its fields by name (``seeds``, ``out_dir``, ``device``, ``workers``,
+    ``executor``, ``overrides``, ``progress``, ``data``, ``data_dir``); ``preset`` None: the options'
+    (``quick`` by default). See :func:`lrdecay.experiments.runner.run_experiments`."""
     from lrdecay.experiments.runner import run_experiments
 
-    return run_experiments([get(n) for n in names], preset, seeds=seeds, out_dir=out_dir, device=device,
-                           workers=workers, executor=executor, overrides=overrides, progress=progress, data=data,
-                           data_dir=data_dir)
+    return run_experiments([get(n) for n in names], RunOptions.of(options, preset=preset, **changes))
 
 
-def plan(
-    names: Sequence[str] = EXPERIMENTS,
-    preset: str = "quick",
-    *,
-    seeds: Sequence[int] | int | None = None,
-    device: str | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    data: str | None = None,
-    data_dir: str | None = None,
-):
+def plan(names: Sequence[str] = EXPERIMENTS, preset: str | None = None, *, options=None, **changes: Any):
     """What :func:`run_all` would do, checked (settings, data, every first-round run) without training or
-    writing anything; see :func:`lrdecay.experiments.runner.plan_experiments`."""
+    writing anything; arguments as for :func:`run_all`; see
+    :func:`lrdecay.experiments.runner.plan_experiments`."""
     from lrdecay.experiments.runner import plan_experiments
 
-    return plan_experiments([get(n) for n in names], preset, seeds=seeds, device=device, overrides=overrides,
-                            data=data, data_dir=data_dir)
+    return plan_experiments([get(n) for n in names], RunOptions.of(options, preset=preset, **changes))
 
 
-def run(name: str, preset: str = "quick", *, overrides: Mapping[str, Any] | None = None, **kwargs) -> dict:
+def run(name: str, preset: str | None = None, *, overrides: Mapping[str, Any] | None = None, **kwargs) -> dict:
     """Run experiment ``name`` alone; keyword arguments as for :func:`run_all`, ``overrides`` for it."""
     return run_all([name], preset, overrides={name: overrides} if overrides else None, **kwargs)[name]
 

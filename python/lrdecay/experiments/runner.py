@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from lrdecay.experiments import realdata
 from lrdecay.experiments.common import Verdict, finish_result, log, not_applicable_result
+from lrdecay.experiments.options import RunOptions
 
 __all__ = [
     "Experiment",
@@ -53,6 +54,7 @@ __all__ = [
     "execute",
     "runs_needed",
     "torch_threads",
+    "RunOptions",
 ]
 
 #: Settings keys the runner itself reads (not TrainConfig fields, not experiment options).
@@ -300,16 +302,30 @@ def execute(
 class Plan:
     """What :func:`run_experiments` will do, settled before anything is trained or written.
 
-    ``settings`` holds the resolved (and prepared) settings of the experiments that run, ``skipped`` why
-    the others do not apply, ``data_info`` what the real image data holds (None for pattern data)."""
+    ``options`` are the call's (with the data folder made absolute), ``settings`` the resolved (and
+    prepared) settings of the experiments that run, ``skipped`` why the others do not apply, ``data_info``
+    what the real image data holds (None for pattern data)."""
 
     experiments: list[Experiment]
-    preset: str
-    data: str | None
-    data_dir: str | None
+    options: RunOptions
     settings: dict[str, dict]
     skipped: dict[str, str]
     data_info: Any = None
+
+    @property
+    def preset(self) -> str:
+        """The preset every experiment runs on."""
+        return self.options.preset
+
+    @property
+    def data(self) -> str | None:
+        """The real images by name (None: the pattern datasets)."""
+        return self.options.data
+
+    @property
+    def data_dir(self) -> str | None:
+        """The absolute folder holding the real images (None: pattern data, or none needed)."""
+        return self.options.data_dir
 
     @property
     def runnable(self) -> list[Experiment]:
@@ -333,20 +349,15 @@ def _not_applicable_reason(exp: Experiment, data: str | None) -> str:
         f"; {realdata.TITLES.get(data, data)} has none" if kind == "images" and exp.needs else "")
 
 
-def plan_experiments(
-    experiments: Sequence[Experiment],
-    preset: str,
-    *,
-    seeds: Sequence[int] | int | None = None,
-    device: str | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    data: str | None = None,
-    data_dir: str | os.PathLike | None = None,
-) -> Plan:
+def plan_experiments(experiments: Sequence[Experiment], options: RunOptions | None = None) -> Plan:
     """Resolve every experiment's settings, read what the data holds (real images), run each experiment's
     ``prepare`` and check every first-round run against its data. Raises (ValueError, TypeError,
-    FileNotFoundError) before anything is trained or written; trains nothing itself."""
-    data, data_dir = realdata.check_data_args(data, data_dir)
+    FileNotFoundError) before anything is trained or written; trains nothing itself. ``options``: the
+    call's :class:`~lrdecay.experiments.options.RunOptions` (None: the defaults; only what runs is read)."""
+    options = RunOptions.of(options)
+    data, data_dir = realdata.check_data_args(options.data, options.data_dir)
+    options = options.replace(data=data, data_dir=data_dir)
+    preset, overrides = options.preset, options.overrides
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         raise ValueError(f"experiments must be distinct, got {names}")
@@ -360,8 +371,8 @@ def plan_experiments(
         if kind not in e.applies_to:
             skipped[e.name] = _not_applicable_reason(e, data)
             continue
-        settings[e.name] = resolve_settings(e, preset, seeds=seeds, overrides=(overrides or {}).get(e.name),
-                                            device=device, data=data, data_dir=data_dir)
+        settings[e.name] = resolve_settings(e, preset, seeds=options.seeds, overrides=(overrides or {}).get(e.name),
+                                            device=options.device, data=data, data_dir=data_dir)
     data_info = None
     if data is not None and settings:  # the data is there (and readable) before any experiment looks at it
         data_info = realdata.info(data, data_dir, next(iter(settings.values())).get("image_size", 32))
@@ -372,42 +383,29 @@ def plan_experiments(
             except NotApplicable as exc:
                 skipped[e.name] = str(exc)
                 del settings[e.name]
-    plan = Plan(list(experiments), preset, data, data_dir, settings, skipped, data_info)
+    plan = Plan(list(experiments), options, settings, skipped, data_info)
     realdata.check_configs(plan.first_round().values())
     return plan
 
 
 # ============================================================================ the runner
-def run_experiments(
-    experiments: Sequence[Experiment],
-    preset: str,
-    *,
-    seeds: Sequence[int] | int | None = None,
-    out_dir: str | None = None,
-    device: str | None = None,
-    workers: int | None = 1,
-    executor: str = "auto",
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    progress: bool = True,
-    data: str | None = None,
-    data_dir: str | os.PathLike | None = None,
-) -> dict[str, dict]:
-    """Run ``experiments`` on ``preset``: plan (resolve and check every setting, and the data, first; see
+def run_experiments(experiments: Sequence[Experiment], options: RunOptions | None = None) -> dict[str, dict]:
+    """Run ``experiments`` as ``options`` say (a :class:`~lrdecay.experiments.options.RunOptions`; None:
+    the defaults): plan (resolve and check every setting, and the data, first; see
     :func:`plan_experiments`), train every distinct run once through the sweep engine (``executor``,
     ``workers``; resumable through ``out_dir/runs/``), then measure, judge and present each experiment.
     Returns ``{name: result dict}`` in the order of ``experiments`` (see
     :func:`lrdecay.experiments.common.finish_result`); an experiment that does not apply to the data gets a
     result saying so (:func:`~lrdecay.experiments.common.not_applicable_result`).
 
-    ``overrides`` maps an experiment name to settings changes for it. ``data`` / ``data_dir``: real images
-    (``cifar10``, ``cifar100``, ``digits``, ``folder``) instead of the pattern datasets.
+    ``options.overrides`` maps an experiment name to settings changes for it. ``options.data`` /
+    ``data_dir``: real images (``cifar10``, ``cifar100``, ``digits``, ``folder``) instead of the pattern
+    datasets.
     """
     t_start = time.perf_counter()
     try:
-        plan = plan_experiments(experiments, preset, seeds=seeds, device=device, overrides=overrides, data=data,
-                                data_dir=data_dir)
-        return _run_plan(plan, out_dir=out_dir, executor=executor, workers=workers, progress=progress,
-                         t_start=t_start)
+        plan = plan_experiments(experiments, options)
+        return _run_plan(plan, t_start=t_start)
     finally:
         realdata.clear_cache()
 
@@ -433,7 +431,8 @@ def _check_stored_data(configs: Mapping[str, Any], run_dir: str | None) -> None:
                              f"use another output folder (--out) for other data")
 
 
-def _run_plan(plan: Plan, *, out_dir, executor, workers, progress, t_start) -> dict[str, dict]:
+def _run_plan(plan: Plan, *, t_start: float) -> dict[str, dict]:
+    out_dir = plan.options.out_dir
     settings = plan.settings
     runnable = plan.runnable
     run_dir = os.path.join(out_dir, "runs") if out_dir else None
@@ -456,8 +455,8 @@ def _run_plan(plan: Plan, *, out_dir, executor, workers, progress, t_start) -> d
         realdata.check_configs(wanted.values())  # dependent runs too, before they train
         _check_stored_data(wanted, run_dir)
         threads = torch_threads(settings[e.name] for e in runnable)
-        outputs.update(execute(wanted, run_dir=run_dir, executor=executor, workers=workers, threads=threads,
-                               progress=progress))
+        outputs.update(execute(wanted, run_dir=run_dir, executor=plan.options.executor,
+                               workers=plan.options.workers, threads=threads, progress=plan.options.progress))
     else:  # pragma: no cover - an experiment kept asking for new runs
         raise RuntimeError("experiments kept requesting new runs after 10 rounds")
 
@@ -502,6 +501,6 @@ def _run_plan(plan: Plan, *, out_dir, executor, workers, progress, t_start) -> d
     return results
 
 
-def runs_needed(experiments: Iterable[Experiment], preset: str, seeds=None, *, data=None, data_dir=None) -> int:
+def runs_needed(experiments: Iterable[Experiment], options: RunOptions | None = None) -> int:
     """How many distinct first-round runs ``experiments`` need (for planning; dependent runs excluded)."""
-    return len(plan_experiments(list(experiments), preset, seeds=seeds, data=data, data_dir=data_dir).first_round())
+    return len(plan_experiments(list(experiments), options).first_round())
