@@ -33,6 +33,15 @@ import os
 from typing import Any, Iterable, Mapping, Sequence
 
 from lrdecay.experiments import prereg as _prereg
+from lrdecay.experiments.regime_outputs import (
+    axis_summary,
+    legacy_table_rows,
+    read_legacy_runs,
+    regime_map,
+    setting_id,
+    write_summary,
+    write_table,
+)
 
 __all__ = [
     "PREREGISTRATION",
@@ -58,6 +67,12 @@ __all__ = [
     "search_table",
     "check_phases",
     "run_search",
+    "read_legacy_runs",
+    "legacy_table_rows",
+    "write_table",
+    "regime_map",
+    "axis_summary",
+    "write_summary",
 ]
 
 #: The pre-registration this module runs under by default: the packaged ``preregistered/patterns.toml``.
@@ -138,12 +153,6 @@ CRITERION = criterion_text(PREREGISTRATION)
 def settings_of(point: Mapping[str, Any], pre: _prereg.Preregistration = PREREGISTRATION) -> dict[str, Any]:
     """Base-experiment settings (keys as in ``lrdecay.experiments.base``) of one grid point."""
     return {**pre.fixed, **{k: v for k, v in point.items() if k != "stages"}, **pre.stages[point["stages"]]}
-
-
-def setting_id(point: Mapping[str, Any]) -> str:
-    """A readable id of a grid point, e.g. ``w512-n50000-noise0.2-ps10-10-10-10-wd0.0005``."""
-    return (f"w{point['width']}-n{point['n_train']}-noise{point['label_noise']}-{point['preset']}-"
-            f"{point['stages']}-wd{point['weight_decay']}")
 
 
 def cost_s(point: Mapping[str, Any], pre: _prereg.Preregistration = PREREGISTRATION) -> float:
@@ -367,8 +376,6 @@ LEGACY_RUNS = "runs.jsonl"
 def search_table(out_dir: str, pre: _prereg.Preregistration = PREREGISTRATION) -> list[dict]:
     """The search's table: the rows of ``OUT/runs.jsonl`` (the first search's runs, converted) and of the
     sweep in ``OUT/sweep/``, each with every ``config.<field>`` the rule reads."""
-    from lrdecay.experiments.regime_outputs import legacy_table_rows, read_legacy_runs
-
     rows = legacy_table_rows(read_legacy_runs(os.path.join(out_dir, LEGACY_RUNS)), pre)
     sweep = os.path.join(out_dir, SWEEP_DIR)
     if os.path.exists(os.path.join(sweep, "sweep.json")):
@@ -421,7 +428,6 @@ def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2)
     selection. Phase 2 alone needs phase 1's results in ``out_dir`` (ValueError, before anything is
     written, when some are missing)."""
     from lrdecay._atomic import atomic_write
-    from lrdecay.experiments import regime_outputs as ro
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
@@ -436,21 +442,10 @@ def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2)
     sel = select(all_outs, pre)
     sel["phase2_candidates"] = [setting_id(p) for p in confirm]
     os.makedirs(out_dir, exist_ok=True)
-    ro.write_table(all_outs, os.path.join(out_dir, "table.csv"), pre)
-    ro.regime_map(all_outs, os.path.join(out_dir, "regime_map.png"), pre=pre)
+    write_table(all_outs, os.path.join(out_dir, "table.csv"), pre)
+    regime_map(all_outs, os.path.join(out_dir, "regime_map.png"), pre=pre)
     with atomic_write(os.path.join(out_dir, "selection.json"), "w", encoding="utf-8") as f:
         json.dump(sel, f, indent=1)
-    ro.write_summary(out_dir, sel, all_outs, pre)
+    write_summary(out_dir, sel, all_outs, pre)
     return sel
 
-
-_OUTPUTS = ("write_table", "regime_map", "axis_summary", "write_summary")
-
-
-def __getattr__(name: str):
-    # the outputs moved to regime_outputs; they are still importable from here
-    if name in _OUTPUTS:
-        from lrdecay.experiments import regime_outputs
-
-        return getattr(regime_outputs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """What the regime search writes besides its sweep: the per-(setting, seed) table, the regime map, the
 summary; and the reader of the first search's run log (``runs.jsonl``) into the sweep table's shape.
 
-The search itself (spec and selection rule) is :mod:`lrdecay.experiments.regime`.
+The search itself (spec and selection rule) is :mod:`lrdecay.experiments.regime`, which imports this
+module (never the other way round). ``pre`` is the pre-registration (default: the packaged one).
 """
 
 from __future__ import annotations
@@ -14,9 +15,19 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lrdecay.experiments import prereg as _prereg
-from lrdecay.experiments import regime as _regime
 
-__all__ = ["read_legacy_runs", "legacy_table_rows", "write_table", "regime_map", "axis_summary", "write_summary"]
+__all__ = ["setting_id", "read_legacy_runs", "legacy_table_rows", "write_table", "regime_map", "axis_summary",
+           "write_summary"]
+
+
+def _pre(pre: _prereg.Preregistration | None) -> _prereg.Preregistration:
+    return _prereg.packaged("patterns") if pre is None else pre
+
+
+def setting_id(point: Mapping[str, Any]) -> str:
+    """A readable id of a grid point, e.g. ``w512-n50000-noise0.2-ps10-10-10-10-wd0.0005``."""
+    return (f"w{point['width']}-n{point['n_train']}-noise{point['label_noise']}-{point['preset']}-"
+            f"{point['stages']}-wd{point['weight_decay']}")
 
 #: runs.jsonl's per-epoch keys -> the sweep table's columns (the trainer's flattened record keys).
 LEGACY_COLUMNS = {
@@ -48,11 +59,12 @@ def read_legacy_runs(path: str) -> list[dict]:
 
 
 def legacy_table_rows(runs: Sequence[Mapping[str, Any]],
-                      pre: _prereg.Preregistration = _regime.PREREGISTRATION) -> list[dict]:
+                      pre: _prereg.Preregistration | None = None) -> list[dict]:
     """``runs.jsonl`` rows in the sweep table's shape: one row per run per evaluated epoch, with
     ``run_id`` (``legacy-<line>``), ``setting``, ``seed``, ``config.<field>`` for the fields the search sets,
     ``epoch``, the metric columns (:data:`LEGACY_COLUMNS`) and ``elapsed`` (the run's wall time, on its
     last epoch). Runs of another fixed setting than ``pre``'s are left out."""
+    pre = _pre(pre)
     out = []
     for i, run in enumerate(runs):
         fixed = dict(run.get("fixed") or {})
@@ -75,8 +87,9 @@ def legacy_table_rows(runs: Sequence[Mapping[str, Any]],
 
 
 def write_table(outs: Sequence[Mapping[str, Any]], path: str,
-                pre: _prereg.Preregistration = _regime.PREREGISTRATION) -> str:
+                pre: _prereg.Preregistration | None = None) -> str:
     """The per-(setting, seed) outcomes as CSV."""
+    pre = _pre(pre)
     import csv
 
     from lrdecay._atomic import atomic_write
@@ -95,12 +108,13 @@ def write_table(outs: Sequence[Mapping[str, Any]], path: str,
 
 
 def regime_map(outs: Sequence[Mapping[str, Any]], path: str, *, seeds: Sequence[int] | None = None,
-               pre: _prereg.Preregistration = _regime.PREREGISTRATION) -> str:
+               pre: _prereg.Preregistration | None = None) -> str:
     """Heatmaps over the grid (mean over ``seeds``, default the phase-1 pilot seeds), drawn with the sweep
     engine's panel (:func:`lrdecay.sweep.plots.heatmap`): lrDecay's test advantage over the large LR, over
     the small LR, the minimum of both (the premise margin), and lrDecay's eval-mode memorized fraction.
 
     Rows: width × n_train × weight decay; columns: preset × label noise × stages."""
+    pre = _pre(pre)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -150,10 +164,11 @@ def regime_map(outs: Sequence[Mapping[str, Any]], path: str, *, seeds: Sequence[
 
 
 def axis_summary(outs: Sequence[Mapping[str, Any]], seeds: Sequence[int] | None = None,
-                 pre: _prereg.Preregistration = _regime.PREREGISTRATION) -> list[dict]:
+                 pre: _prereg.Preregistration | None = None) -> list[dict]:
     """For each value of each grid axis, over the settings holding it (phase-1 seeds): the mean of
     lrDecay's advantage over the large and the small LR, the mean margin, lrDecay's mean eval-mode memorized
     fraction, and how many settings met the premise."""
+    pre = _pre(pre)
     seeds = pre.pilot_seeds if seeds is None else seeds
     rows = []
     sel = [o for o in outs if o["seed"] in seeds]
@@ -175,12 +190,12 @@ def axis_summary(outs: Sequence[Mapping[str, Any]], seeds: Sequence[int] | None 
 
 
 def write_summary(out_dir: str, sel: Mapping[str, Any], outs: Sequence[Mapping[str, Any]],
-                  pre: _prereg.Preregistration = _regime.PREREGISTRATION) -> str:
+                  pre: _prereg.Preregistration | None = None) -> str:
     """``REGIME.md``: what the search found (per-axis effects, the best settings, the picks), and the
     pre-registration it ran under (its sha256, and whether it is the committed file)."""
+    pre = _pre(pre)
     from lrdecay._atomic import atomic_write
 
-    setting_id = _regime.setting_id
     phase1 = [o for o in outs if o["seed"] in pre.pilot_seeds]
     n_pass = sum(1 for o in phase1 if o["premise"])
     lines = [
