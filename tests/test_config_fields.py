@@ -282,3 +282,13 @@ def test_train_with_the_step_schedule_from_flags(tmp_path, capsys):
         opt.step()
         ref.step()
     assert [r["lr"] for r in read_jsonl(out / "log.jsonl")] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_tuple_given_for_any_list_field_is_kept_as_a_list():
+    values = {"milestones": (3, 8), "decay_train_acc": (0.5, 0.75), "snapshot_epochs": (2,), "classes": (4, 1)}
+    list_fields = {f.name for f in dataclasses.fields(TrainConfig) if str(f.type).startswith("list[")}
+    assert set(values) == list_fields
+    cfg = TrainConfig(data="digits", **values)
+    for name, value in values.items():
+        assert getattr(cfg, name) == list(value) and type(getattr(cfg, name)) is list, name
+    assert TrainConfig.from_json(cfg.to_json()) == cfg

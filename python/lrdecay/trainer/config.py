@@ -214,7 +214,7 @@ class TrainConfig:
     amp: bool = config_field(False, roles=[HASHED], help="bfloat16 autocast (CUDA)")
 
     def __post_init__(self) -> None:
-        for name in ("milestones", "decay_train_acc", "snapshot_epochs", "classes"):
+        for name in _LIST_FIELDS:  # a tuple given for a list field is kept as a list (JSON, equality)
             value = getattr(self, name)
             if isinstance(value, tuple):
                 setattr(self, name, list(value))
@@ -435,6 +435,7 @@ class TrainConfig:
 
 check_roles(TrainConfig)
 
+_LIST_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if str(f.type).startswith("list["))
 #: Fields left out of a run's id (:func:`lrdecay.sweep.run_id`): how a run is watched or where it runs.
 UNHASHED_FIELDS = frozenset(fields_with(TrainConfig, UNHASHED))
 #: Fields a checkpoint may be resumed under a different value of (how a run is observed, not its numbers).
