@@ -182,13 +182,19 @@ epoch_s_per_32k = { "16" = 0.1 }
 
 
 @pytest.mark.slow
-def test_a_small_search_trains_through_the_sweep_engine_and_resumes(tmp_path, monkeypatch, one_torch_thread):
+def test_a_small_search_trains_through_the_sweep_engine_and_resumes(tmp_path, monkeypatch, capsys,
+                                                                   one_torch_thread):
     path = tmp_path / "small.toml"
     path.write_text(SMALL, encoding="utf-8")
     pre = prereg.load(path)
     assert not pre.committed
     out = tmp_path / "search"
-    sel = r.run_search(str(out), workers=1, progress=False, pre=pre)
+    from lrdecay.cli import main
+
+    assert main(["regime", "--out", str(out), "--workers", "1", "--preregistration", str(path)]) == 0
+    stdout = capsys.readouterr().out
+    assert f"pre-registration 'small-test' (small.toml) sha256 {pre.sha256}: NOT a committed file" in stdout
+    sel = json.loads((out / "selection.json").read_text(encoding="utf-8"))
     from lrdecay.sweep import load_sweep
 
     res = load_sweep(out / "sweep")
@@ -217,3 +223,26 @@ def test_a_small_search_trains_through_the_sweep_engine_and_resumes(tmp_path, mo
     monkeypatch.setattr(lrdecay.sweep, "run_sweep", lambda *a, **k: pytest.fail("trained again"))
     assert r.run_search(str(out), workers=1, progress=False, pre=pre) == json.loads(
         (out / "selection.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('data = "patterns"', 'data = "fashion-mnist"'), "data must be 'patterns'"),
+    (lambda t: t.replace("tie_tolerance = 0.001\n", ""), "criterion lacks ['tie_tolerance']"),
+    (lambda t: t.replace('epoch_s_per_32k = { "16" = 0.1 }', 'epoch_s_per_32k = { "32" = 0.1 }'),
+     "epoch_s_per_32k lacks the width(s) [16]"),
+    (lambda t: t.replace("n_train = [256]\n", ""), "grid lacks ['n_train']"),
+])
+def test_regime_refuses_a_file_that_is_not_a_regime_search(tmp_path, capsys, edit, message):
+    from lrdecay.cli import main
+
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(SMALL), encoding="utf-8")
+    out = tmp_path / "search"
+    with pytest.raises(SystemExit) as e:
+        main(["regime", "--out", str(out), "--preregistration", str(path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["regime", "--out", str(out), "--preregistration", str(tmp_path / "none.toml")])
+    assert e.value.code == 2 and "no such file" in capsys.readouterr().err

@@ -401,12 +401,20 @@ def _cmd_regime(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     phases = (1, 2) if args.phase == "all" else (int(args.phase),)
-    regime.check_phases(args.out, phases)
+    pre = regime.PREREGISTRATION
+    if args.preregistration is not None:
+        from lrdecay.experiments import prereg
+
+        if not os.path.isfile(args.preregistration):
+            raise ValueError(f"--preregistration {args.preregistration!r}: no such file")
+        pre = prereg.load(args.preregistration)
+    regime.check_preregistration(pre)
+    regime.check_phases(args.out, phases, pre)
     # the output-folder rule: a folder holding an earlier search needs --resume (or --overwrite)
     out = OutputDir(args.out, kind="regime", resume=args.resume, overwrite=args.overwrite, outputs=REGIME_OUTPUTS)
     try:
-        print(regime.PREREGISTRATION.describe(), flush=True)
-        sel = regime.run_search(args.out, workers=args.workers, phases=phases)
+        print(pre.describe(), flush=True)
+        sel = regime.run_search(args.out, workers=args.workers, phases=phases, pre=pre)
     except KeyboardInterrupt:
         print(f"interrupted: finished runs are in {os.path.join(args.out, regime.SWEEP_DIR)}; the same command "
               f"with --resume continues", file=sys.stderr)
@@ -422,7 +430,7 @@ def _cmd_regime(args: argparse.Namespace) -> int:
         pick = sel[name]
         print(f"{name}: " + ("no setting meets the premise" if pick is None else
                              f"{regime.setting_id(pick)} (min margin {pick['min_margin']:+.3f}, {pick['cost_s']:.0f} s/run)"))
-    print(regime.PREREGISTRATION.describe())
+    print(pre.describe())
     print(f"table, map and selection in {args.out}")
     return 0
 
@@ -582,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--overwrite", action="store_true", help="delete what --out holds from an earlier search first")
     rg.add_argument("--workers", type=int, default=2, help="worker processes, one torch thread each (default: 2)")
     rg.add_argument("--phase", choices=["1", "2", "all"], default="all", help="which phases to run (default: all)")
+    rg.add_argument("--preregistration", default=None, metavar="FILE",
+                    help="run under this pre-registration file instead of the packaged, committed one "
+                    "(lrdecay.experiments.prereg describes the format); the outputs say it is not the committed file")
     rg.set_defaults(func=_cmd_regime)
     return parser
 

@@ -66,6 +66,7 @@ __all__ = [
     "select",
     "search_table",
     "check_phases",
+    "check_preregistration",
     "run_search",
     "read_legacy_runs",
     "legacy_table_rows",
@@ -388,6 +389,34 @@ def search_table(out_dir: str, pre: _prereg.Preregistration = PREREGISTRATION) -
     return rows
 
 
+#: What a pre-registration file must hold for this search: its grid axes, stage options' keys and criterion keys.
+REQUIRED = {"grid": ("width", "n_train", "label_noise", "preset", "stages", "weight_decay"),
+            "fixed": ("lr", "lr_small"),
+            "criterion": ("premise_margin", "n_confirm", "cost_limit_s", "tie_tolerance", "epoch_s_per_32k")}
+
+
+def check_preregistration(pre: _prereg.Preregistration) -> None:
+    """Raise :class:`~lrdecay.experiments.prereg.PreregistrationError` when ``pre`` is not a regime search's
+    pre-registration (pattern data, the axes, fixed settings and criterion numbers this search reads,
+    milestones and epochs of each stage option, a cost per width of the grid); the message names the key."""
+    def err(msg: str):
+        return _prereg.PreregistrationError(f"{pre.path}: {msg}")
+
+    if pre.data != "patterns":
+        raise err(f"data must be 'patterns' for the regime search, got {pre.data!r}")
+    for section, keys in REQUIRED.items():
+        missing = [k for k in keys if k not in getattr(pre, section)]
+        if missing:
+            raise err(f"{section} lacks {missing} (the regime search needs {list(keys)})")
+    for name, st in pre.stages.items():
+        if not isinstance(st.get("milestones"), list) or not isinstance(st.get("epochs"), int):
+            raise err(f"stages.{name!r} needs milestones (a list) and epochs (an int)")
+    costs = {str(k) for k in pre.criterion["epoch_s_per_32k"]}
+    missing = [w for w in pre.grid["width"] if str(w) not in costs]
+    if missing:
+        raise err(f"criterion.epoch_s_per_32k lacks the width(s) {missing}")
+
+
 def check_phases(out_dir: str, phases: Sequence[int], pre: _prereg.Preregistration = PREREGISTRATION) -> None:
     """ValueError when ``phases`` skip phase 1 and ``out_dir`` lacks some of its results (phase 2 picks its
     candidates from them)."""
@@ -431,6 +460,7 @@ def run_search(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2)
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    check_preregistration(pre)
     check_phases(out_dir, phases, pre)
     points = grid_points(pre.grid)
     if 1 in phases:
