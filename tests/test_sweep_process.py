@@ -12,7 +12,7 @@ import pytest
 
 from lrdecay.sweep import load_sweep, run_sweep
 
-from support import fused_configs, kill_configs, killed_sweep_configs, mid_run_killer, table, tiny
+from support import fused_configs, kill_configs, killed_sweep_configs, table, tiny, worker_exits_after_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,14 +26,17 @@ def test_process_pool_table_equals_in_process_table(tmp_path):
     assert table(tmp_path / "a" / "table.csv") == table(tmp_path / "b" / "table.csv")
 
 
-def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path):
+@pytest.mark.slow  # a worker pool started twice (each worker imports torch)
+def test_a_killed_worker_is_replaced_and_its_task_resumes(tmp_path, monkeypatch):
+    from lrdecay.sweep.tasks import TEST_WORKER_EXIT_MARK
+
     cfgs = kill_configs()
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
-    kill_a_worker_mid_run, killed = mid_run_killer()
-    res = run_sweep(cfgs, tmp_path / "cut", executor="process", workers=2, progress=False, checkpoint_seconds=0,
-                    on_event=kill_a_worker_mid_run)
-    assert killed and res.complete
-    assert any((o.resumed_from or 0) >= 2 for o in res)
+    worker_exits_after_checkpoint(monkeypatch, epoch=2)
+    res = run_sweep(cfgs, tmp_path / "cut", executor="process", workers=2, progress=False, checkpoint_seconds=0)
+    assert (tmp_path / "cut" / TEST_WORKER_EXIT_MARK).exists(), "no worker exited"
+    assert res.complete
+    assert any(o.resumed_from == 2 for o in res)
     assert table(tmp_path / "cut" / "table.csv") == table(tmp_path / "full" / "table.csv")
 
 

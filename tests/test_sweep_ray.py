@@ -9,7 +9,7 @@ ray = pytest.importorskip("ray")
 
 from lrdecay.sweep import run_sweep  # noqa: E402
 
-from support import fused_configs, kill_configs, mid_run_killer, table  # noqa: E402
+from support import fused_configs, kill_configs, table, worker_exits_after_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -33,14 +33,16 @@ def test_ray_table_equals_in_process_table(tmp_path, local_ray):
     assert table(tmp_path / "a" / "table.csv") == table(tmp_path / "b" / "table.csv")
 
 
-def test_a_killed_ray_worker_is_retried_and_resumes(tmp_path, local_ray):
+@pytest.mark.slow  # Ray starts and retries a worker (each imports torch)
+def test_a_killed_ray_worker_is_retried_and_resumes(tmp_path, local_ray, monkeypatch):
+    from lrdecay.sweep.tasks import TEST_WORKER_EXIT_MARK
+
     cfgs = kill_configs()
     run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
-    kill_the_worker, killed = mid_run_killer()
-    res = run_sweep(cfgs, tmp_path / "cut", executor="ray", workers=2, progress=False, retries=2, checkpoint_seconds=0,
-                    on_event=kill_the_worker)
-    assert killed, "no epoch event came from a Ray worker"
+    worker_exits_after_checkpoint(monkeypatch, epoch=2)
+    res = run_sweep(cfgs, tmp_path / "cut", executor="ray", workers=2, progress=False, retries=2, checkpoint_seconds=0)
+    assert (tmp_path / "cut" / TEST_WORKER_EXIT_MARK).exists(), "no Ray worker exited"
     assert res.complete
-    resumed = [o for o in res if (o.resumed_from or 0) >= 2]
+    resumed = [o for o in res if o.resumed_from == 2]
     assert resumed, "the retried task started over instead of resuming from its checkpoint"
     assert table(tmp_path / "cut" / "table.csv") == table(tmp_path / "full" / "table.csv")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 
 import numpy as np
 import torch
@@ -101,32 +100,22 @@ def fused_configs() -> list[TrainConfig]:
 
 
 def kill_configs() -> list[TrainConfig]:
-    """fused_configs() long enough (40 epochs of 2000 samples, ~2 s a task) that a worker is still training
-    when a kill sent at a run's third epoch arrives: drivers read workers' epoch events up to 0.5 s late, and
-    a kill that lands after the task ended leaves nothing to retry."""
-    return [c.replace(epochs=40, milestones=[20], n_train=2000, batch_size=50) for c in fused_configs()]
+    """fused_configs() at 5 epochs: the sweep whose worker a test makes exit after its epoch-2 checkpoint
+    (:func:`worker_exits_after_checkpoint`)."""
+    return [c.replace(epochs=5, milestones=[3]) for c in fused_configs()]
+
+
+def worker_exits_after_checkpoint(monkeypatch, epoch: int = 2) -> None:
+    """The next sweep's first worker to write a run's checkpoint of ``epoch`` exits right there, as if
+    killed (the sweep's test hook, read by the driver when it plans its tasks; the driver never exits)."""
+    from lrdecay.sweep.tasks import TEST_WORKER_EXIT_ENV
+
+    monkeypatch.setenv(TEST_WORKER_EXIT_ENV, str(epoch))
 
 
 def killed_sweep_configs() -> list[TrainConfig]:
     """fused_configs() at 8 epochs of 2000 samples: the sweep a test kills from outside and reruns."""
     return [c.replace(epochs=8, milestones=[4], n_train=2000, batch_size=100) for c in fused_configs()]
-
-
-def mid_run_killer():
-    """An ``on_event`` hook that SIGKILLs, once, the worker of a run seen at epochs 3-30 with no result yet
-    (by then the run has checkpointed its second epoch at least). Returns ``(hook, killed_pids)``."""
-    killed: list[int] = []
-    finished: set[str] = set()
-
-    def hook(event):
-        if event["event"] == "result":
-            finished.add(event["run_id"])
-        elif (3 <= event["epoch"] <= 30 and not killed and event["pid"] != os.getpid()
-              and event["run_id"] not in finished):
-            killed.append(event["pid"])
-            os.kill(event["pid"], signal.SIGKILL)
-
-    return hook, killed
 
 
 def table(path) -> list[dict]:

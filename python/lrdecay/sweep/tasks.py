@@ -51,6 +51,21 @@ def stack_key(config: TrainConfig) -> str:
     return json.dumps(d, sort_keys=True)
 
 
+#: Test hook: set (in the driver's environment) to an epoch ``e``, a sweep's worker process (never the
+#: driver) ends at once with :data:`TEST_WORKER_EXIT_STATUS` right after a run wrote its checkpoint of
+#: epoch ``e`` -- the first such checkpoint in the sweep folder only (it leaves
+#: :data:`TEST_WORKER_EXIT_MARK` there), so the retries go through. The kill tests use it: a worker dies
+#: at a known point instead of a timed kill racing the run.
+TEST_WORKER_EXIT_ENV = "LRDECAY_TEST_WORKER_EXIT"
+TEST_WORKER_EXIT_STATUS = 77
+TEST_WORKER_EXIT_MARK = ".test-worker-exit"
+
+
+def _test_worker_exit() -> int | None:
+    value = os.environ.get(TEST_WORKER_EXIT_ENV, "").strip()
+    return int(value) if value else None
+
+
 @dataclass
 class Task:
     """Runs to train together (``len(runs) > 1``: stacked) and the sweep folder they write into."""
@@ -62,6 +77,7 @@ class Task:
     stacked: bool = False
     index: int = 0
     driver_pid: int = field(default_factory=os.getpid)  # the process that planned it (the sweep's driver)
+    test_worker_exit: int | None = field(default_factory=_test_worker_exit)  # TEST_WORKER_EXIT_ENV, read there
 
     @property
     def epochs(self) -> int:
@@ -294,24 +310,15 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None
     return [results[r.id] for r in task.runs]
 
 
-#: Test hook: set to an epoch ``e``, a sweep's worker process (never the driver) ends at once with
-#: :data:`TEST_WORKER_EXIT_STATUS` right after a run wrote its checkpoint of epoch ``e`` (the first such
-#: checkpoint in the sweep folder only, so retries go through): a worker killed at a known point, for the
-#: kill tests, instead of a timed kill that races the run.
-TEST_WORKER_EXIT_ENV = "LRDECAY_TEST_WORKER_EXIT"
-TEST_WORKER_EXIT_STATUS = 77
-_TEST_WORKER_EXIT_MARK = ".test-worker-exit"
-
-
 class Checkpointer:
     """An epoch-end callback: a checkpoint once ``seconds`` have passed since the run's last one (0: every
-    epoch). The trainer itself writes one when it stops or ends. ``sweep_dir`` and ``driver_pid`` serve
-    the :data:`TEST_WORKER_EXIT_ENV` hook."""
+    epoch). The trainer itself writes one when it stops or ends. ``task`` serves the
+    :data:`TEST_WORKER_EXIT_ENV` hook."""
 
-    def __init__(self, seconds: float, *, sweep_dir: str | None = None, driver_pid: int | None = None) -> None:
+    def __init__(self, seconds: float, task: Task | None = None) -> None:
         self.seconds = float(seconds)
         self.last = time.monotonic()
-        self.sweep_dir, self.driver_pid = sweep_dir, driver_pid
+        self.task = task
 
     def __call__(self, trainer, record) -> None:
         if trainer.out_dir is None or trainer.epoch >= trainer.config.epochs:
@@ -322,11 +329,11 @@ class Checkpointer:
             self._test_exit(trainer.epoch)
 
     def _test_exit(self, epoch: int) -> None:
-        want = os.environ.get(TEST_WORKER_EXIT_ENV)
-        if not want or self.sweep_dir is None or os.getpid() == self.driver_pid or int(want) != epoch:
+        t = self.task
+        if t is None or t.test_worker_exit != epoch or os.getpid() == t.driver_pid:
             return
-        try:  # once per sweep folder: the first worker to get here creates the mark and exits
-            os.close(os.open(os.path.join(self.sweep_dir, _TEST_WORKER_EXIT_MARK), os.O_CREAT | os.O_EXCL))
+        try:  # once per sweep folder: the first worker to get here leaves this mark and exits
+            os.close(os.open(os.path.join(t.out_dir, TEST_WORKER_EXIT_MARK), os.O_CREAT | os.O_EXCL))
         except FileExistsError:
             return
         os._exit(TEST_WORKER_EXIT_STATUS)
@@ -334,7 +341,7 @@ class Checkpointer:
 
 def run_callbacks(run: Run, task: Task, on_epoch: EpochHook | None) -> list:
     """The epoch-end callbacks of a run in a sweep: the sweep's checkpoints, then the progress report."""
-    callbacks: list = [Checkpointer(task.checkpoint_seconds, sweep_dir=task.out_dir, driver_pid=task.driver_pid)]
+    callbacks: list = [Checkpointer(task.checkpoint_seconds, task)]
     if on_epoch is not None:
         callbacks.append(lambda trainer, record, rid=run.id: on_epoch(rid, int(record["epoch"])))
     return callbacks
