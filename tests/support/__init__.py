@@ -15,7 +15,6 @@ puts it there for the kernel tests), so ``import support`` works from every test
 from __future__ import annotations
 
 import csv
-import os
 
 import numpy as np
 import torch
