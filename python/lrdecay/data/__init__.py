@@ -19,9 +19,11 @@ from lrdecay.data.cifar import cifar10, cifar100
 from lrdecay.data.folder import image_folder
 from lrdecay.data.idx import mnist_family
 from lrdecay.data.image_dataset import DatasetNotFoundError, ImageDataset
+from lrdecay.data.limits import MAX_CLASSES, MAX_GROUPS
 from lrdecay.data.load import load_images
 from lrdecay.data.patterns import LIMITS, MAX_N, PRESETS, PatternDataset, _fill, _native_spec, pattern_dataset  # noqa: F401
 from lrdecay.data.sklearn_digits import digits
 
 __all__ = ["pattern_dataset", "PatternDataset", "PRESETS", "MAX_N", "LIMITS"]
+__all__ += ["MAX_CLASSES", "MAX_GROUPS"]
 __all__ += ["cifar10", "cifar100", "image_folder", "digits", "mnist_family", "load_images", "ImageDataset", "DatasetNotFoundError"]

@@ -38,27 +38,86 @@ _CIFAR = {
     },
 }
 
-# What a CIFAR pickle may construct: numpy arrays (and bytes, which protocol-2 pickles written by
-# Python 3 encode with _codecs.encode). Anything else is refused: unpickling runs code otherwise.
-_PICKLE_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
+# What a CIFAR pickle may construct, and how. numpy pickles an array as ``_reconstruct(ndarray, (0,),
+# b'b')`` (an empty array) followed by BUILD with the real shape, dtype and bytes; numpy's BUILD refuses
+# bytes that do not match the shape, so every array is bounded by what the file holds. Anything that
+# could allocate from a number alone is refused: ``numpy.ndarray`` is a token that only ``_reconstruct``
+# accepts (never callable), ``_reconstruct`` only makes the empty array, and dtypes are plain numbers.
+# Anything else is refused too: unpickling runs code otherwise.
+_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+_SCALAR = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a CIFAR pickle: only :func:`_empty_array` takes it; calling it (an
+    ``ndarray(shape)`` of any size from a few bytes) is refused."""
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("refusing numpy.ndarray(...) called directly: a CIFAR batch rebuilds "
+                                     "arrays from their bytes only")
+
+
+_NDARRAY = _NdarrayToken()
+
+
+def _numpy_attr(module: str, name: str):
+    if module.startswith("numpy.core.") and hasattr(np, "_core"):
+        module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 moved it; avoid the shim's warning
+    return getattr(importlib.import_module(module), name)
+
+
+def _checked_dtype(spec) -> np.dtype:
+    """A plain number dtype named by a short string (no object, structured or sub-array dtypes, which
+    would let a pickle build nested objects or size an array by a number)."""
+    if isinstance(spec, bytes):
+        spec = spec.decode("latin1")
+    dt = None
+    if isinstance(spec, str) and len(spec) <= 4:
+        try:
+            dt = np.dtype(spec)
+        except TypeError:
+            dt = None
+    if dt is None or dt.kind not in "biuf" or dt.fields is not None or dt.subdtype is not None:
+        raise pickle.UnpicklingError(f"refusing numpy dtype {spec!r}: a CIFAR batch holds only number arrays")
+    return dt
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        if (module, name) not in _PICKLE_ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only arrays, "
-                                         f"lists and strings")
-        if module.startswith("numpy.core.") and hasattr(np, "_core"):
-            module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 moved it; avoid the shim's warning
-        return getattr(importlib.import_module(module), name)
+        if (module, name) in _RECONSTRUCT:
+            real = _numpy_attr(module, name)
+
+            def _empty_array(subtype, shape, typecode):
+                if subtype is not _NDARRAY or tuple(shape) != (0,) or typecode not in (b"b", "b"):
+                    raise pickle.UnpicklingError("refusing _reconstruct of anything but the empty ndarray that "
+                                                 "numpy's own pickles start from")
+                return real(np.ndarray, (0,), b"b")
+
+            return _empty_array
+        if (module, name) in _SCALAR:
+            real = _numpy_attr(module, name)
+
+            def _scalar(dtype, data=None):
+                _checked_dtype(dtype.str[1:] if isinstance(dtype, np.dtype) else dtype)
+                return real(dtype, data) if data is not None else real(dtype)
+
+            return _scalar
+        if (module, name) == ("numpy", "ndarray"):
+            return _NDARRAY
+        if (module, name) == ("numpy", "dtype"):
+            return lambda spec, align=False, copy=True: np.dtype(_checked_dtype(spec), bool(align), bool(copy))
+        if (module, name) == ("_codecs", "encode"):  # str -> bytes: bounded by the pickle's own text
+            return _codecs_encode
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only arrays, "
+                                     f"lists and strings")
+
+
+def _codecs_encode(obj, encoding="utf-8", errors="strict"):
+    import codecs
+
+    if not isinstance(obj, str):
+        raise pickle.UnpicklingError("refusing _codecs.encode of anything but a str")
+    return codecs.encode(obj, encoding, errors)
 
 
 def _unpickle(path: str) -> Any:
@@ -146,10 +205,7 @@ def _read_cifar(name: str, root, split: str, labels: str) -> ImageDataset:
                 f"{path}: 'data' must be a uint8 array of shape (n, 3072) (n images of 3 x 32 x 32, channel-major), "
                 f"got {getattr(data, 'dtype', type(data).__name__)} {shape}"
             )
-        y = np.asarray(batch[label_key])
-        if y.dtype.kind not in "iu" or y.shape != (data.shape[0],):
-            raise ValueError(f"{path}: {label_key!r} must hold {data.shape[0]} integer labels (one per row of "
-                             f"'data'), got {y.dtype} {y.shape}")
+        y = _labels(batch[label_key], data.shape[0], f"{path}: {label_key!r}")
         if y.size and (y.min() < 0 or y.max() >= k):
             raise ValueError(f"{path}: labels must be in [0, {k}), found {int(y.min() if y.min() < 0 else y.max())}")
         parts_x.append(data)
@@ -170,6 +226,27 @@ def _read_cifar(name: str, root, split: str, labels: str) -> ImageDataset:
         x=x, y=np.concatenate(parts_y), class_names=class_names, name=name if labels == "fine" else f"{name}-{labels}",
         split=split, default_augment="crop+flip",
     )
+
+
+def _labels(value, n: int, what: str) -> np.ndarray:
+    """``n`` integer labels from a flat list or a 1-D integer array, checked before any conversion: a
+    pickle can share one list many times over (a few bytes), which ``np.asarray`` would expand."""
+    need = f"{what} must hold {n} integer labels (one per row of 'data')"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iu" or value.shape != (n,):
+            raise ValueError(f"{need}, got {value.dtype} {value.shape}")
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{need}, got {type(value).__name__}")
+    if len(value) != n:
+        raise ValueError(f"{need}, got {len(value)}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        bad = next(v for v in value if not isinstance(v, (int, np.integer)) or isinstance(v, bool))
+        raise ValueError(f"{need}, got an element of type {type(bad).__name__}")
+    lo, hi = min(value, default=0), max(value, default=0)
+    if lo < np.iinfo(np.int64).min or hi > np.iinfo(np.int64).max:
+        raise ValueError(f"{need}, found {lo if lo < 0 else hi}")
+    return np.asarray(value, dtype=np.int64)
 
 
 def cifar10(root: str | os.PathLike, split: str = "train") -> ImageDataset:

@@ -193,6 +193,32 @@ class _WrongSize(ValueError):
     pass
 
 
+# The most pixels an image file may declare, checked from its header before any pixel is decoded (a
+# 17 KB PNG can declare 144 megapixels): Pillow's MAX_IMAGE_PIXELS as an error (Pillow itself only warns
+# below twice that), and no more than a _MAX_SHRINK-fold reduction per side down to the requested size,
+# with any image up to _MIN_PIXEL_BOUND pixels (a large camera's photo) accepted whatever the size.
+_MAX_SHRINK = 64
+_MIN_PIXEL_BOUND = 40_000_000
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+def _check_pixels(image_size: tuple[int, int], size: tuple[int, int]) -> None:
+    """Refuse an image of ``image_size`` (width, height) with more pixels than decoding to ``size``
+    (height, width) may take."""
+    from PIL import Image
+
+    w, h = image_size
+    bound, why = max(_MIN_PIXEL_BOUND, _MAX_SHRINK**2 * size[0] * size[1]), (
+        f"more than {_MAX_SHRINK}x the requested {size[1]} x {size[0]} per side")
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < bound:
+        bound, why = int(Image.MAX_IMAGE_PIXELS), "PIL.Image.MAX_IMAGE_PIXELS (a decompression bomb?)"
+    if w * h > bound:
+        raise _TooLarge(f"declares {w} x {h} = {w * h} pixels, more than the {bound} allowed ({why})")
+
+
 # Formats Pillow hands to an outside program: never chosen, whatever the extensions say (EPS runs
 # Ghostscript on the file's PostScript).
 _REFUSED_FORMATS = {"EPS": "it interprets the file's PostScript with Ghostscript"}
@@ -227,6 +253,7 @@ def _decode(path: str, size: tuple[int, int], resize: str, mode: str,
         formats = _pillow_formats(IMAGE_EXTENSIONS)
     h, w = size
     with _open_regular(path) as f, Image.open(f, formats=list(formats)) as im:
+        _check_pixels(im.size, size)  # from the header: before any pixel is decoded
         im.load()
         im = im.convert(mode)
         if resize == "crop":
@@ -274,6 +301,10 @@ def image_folder(
     a uint8 array file ``<cache_dir>/<key>.npz``, where ``key`` hashes every file's bytes and path, the
     decoding parameters and Pillow's version; the next call with the same files reads that file instead of
     decoding (changing, adding or removing any image makes a new key).
+
+    An image whose header declares more pixels than Pillow's ``MAX_IMAGE_PIXELS``, or more than 64 times
+    ``size`` per side (any image up to 40 megapixels is accepted), is refused before it is decoded, like
+    an undecodable one (see ``on_error``).
 
     Parameters
     ----------

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lrdecay.data.limits import MAX_CLASSES, MAX_GROUPS
+
 __all__ = ["DeviceData", "as_device_data"]
 
 
@@ -129,12 +131,16 @@ def as_device_data(
     y_np = y.cpu().numpy() if isinstance(y, torch.Tensor) else y
     if not np.issubdtype(y_np.dtype, np.integer):
         raise TypeError(f"{name}.y must be integer class labels, got {y_np.dtype}")
+    # Sizes the data declares are capped before anything is sized by them (the model head, the counts).
     k = n_classes if n_classes is not None else _get(obj, "n_classes")
     if k is None:
+        if int(y_np.max()) >= MAX_CLASSES:
+            raise ValueError(f"{name}.y: labels must be in [0, {MAX_CLASSES}) (at most {MAX_CLASSES} classes), "
+                             f"found {int(y_np.max())}")
         k = int(y_np.max()) + 1
     k = int(k)
-    if k < 2:
-        raise ValueError(f"{name}: n_classes must be >= 2, got {k}")
+    if not 2 <= k <= MAX_CLASSES:
+        raise ValueError(f"{name}: n_classes must be in [2, {MAX_CLASSES}], got {k}")
     if y_np.min() < 0 or y_np.max() >= k:
         raise ValueError(f"{name}.y labels must be in [0, {k}), got range [{y_np.min()}, {y_np.max()}]")
 
@@ -166,9 +172,14 @@ def as_device_data(
     if g is not None:
         if not np.issubdtype(g.dtype, np.integer) or g.min() < 0:
             raise ValueError(f"{name}.group must be non-negative integer group ids")
+        if int(g.max()) >= MAX_GROUPS:
+            raise ValueError(f"{name}.group: ids must be in [0, {MAX_GROUPS}) (at most {MAX_GROUPS} groups), "
+                             f"found {int(g.max())}")
         n_groups = int(g.max()) + 1
         if names is None:
             names = tuple(f"group{i}" for i in range(n_groups))
+        if len(names) > MAX_GROUPS:
+            raise ValueError(f"{name}.group_names: at most {MAX_GROUPS} groups, got {len(names)} names")
         names = tuple(str(s) for s in names)
         if n_groups > len(names):
             raise ValueError(f"{name}.group has ids up to {n_groups - 1} but only {len(names)} group_names")
