@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import struct
 import tracemalloc
 import zlib
@@ -130,8 +131,52 @@ def test_declared_sizes_over_the_caps_are_refused_before_allocating(tmp_path, ex
 
     exc, peak = peak_bytes(lambda: as_device_data(_load_npz_dataset(str(path)), "cpu", name="train"))
     assert isinstance(exc, ValueError), exc
-    assert __import__("re").search(match, str(exc)) and str(exc).startswith("train"), exc
+    assert re.search(match, str(exc)), exc
     assert peak < 8 * MB, peak
+
+
+@pytest.mark.parametrize("extra", [dict(n_classes=np.int64(10**9)), dict(y=np.array([0, 1, 0, 1, 0, 300_000_000])),
+                                   dict(group=np.array([0, 0, 1, 1, 0, 30_000_000]))])
+def test_in_memory_datasets_over_the_caps_are_refused_naming_the_argument(extra):
+    exc, peak = peak_bytes(as_device_data, _small(**extra), "cpu", name="train")
+    assert isinstance(exc, ValueError) and str(exc).startswith("train") and "65536" in str(exc), exc
+    assert peak < 8 * MB, peak
+
+
+def _npy_member(shape, descr="<f4", data=b"\0" * 64) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + data
+
+
+def test_npz_member_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    import io
+    import zipfile
+
+    from lrdecay.cli import _load_npz_dataset
+
+    path = tmp_path / "hostile.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", _npy_member((4 * 10**8, 2)))  # 3.2 GB declared, 64 bytes held
+        y = io.BytesIO()
+        np.save(y, np.arange(4))
+        z.writestr("y.npy", y.getvalue())
+    assert os.path.getsize(path) < 1024
+    exc, peak = peak_bytes(_load_npz_dataset, str(path))
+    assert isinstance(exc, ValueError) and re.search(r"member 'x' declares shape \(400000000, 2\).*holds 64 bytes",
+                                                     str(exc)), exc
+    assert peak < 8 * MB, peak
+
+
+def test_npz_n_classes_that_is_not_one_integer_is_a_clear_error(tmp_path):
+    from lrdecay.cli import _load_npz_dataset
+
+    path = tmp_path / "d.npz"
+    np.savez(path, **_small(n_classes=np.array([10, 10])))
+    with pytest.raises(ValueError, match=r"n_classes must be one integer"):
+        _load_npz_dataset(str(path))
 
 
 def test_sizes_at_the_caps_are_accepted():

@@ -119,26 +119,10 @@ def _train_fields(args: argparse.Namespace) -> dict:
 
 
 def _load_npz_dataset(path: str, flag: str = "--data") -> dict:
-    """A dataset saved by ``lrdecay data`` (or any .npz with x and y, optional group/flipped/y_clean)."""
-    import numpy as np
+    """A dataset saved by ``lrdecay data`` (or any .npz with x and y): :func:`lrdecay.data.npz.load_npz`."""
+    from lrdecay.data.npz import load_npz
 
-    if not os.path.isfile(path):
-        raise ValueError(f"{flag} {path!r}: no such file")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except Exception as exc:  # a damaged or foreign file: say which flag and file
-        raise ValueError(f"{flag} {path!r} is not a readable .npz file: {exc}") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{flag} {path!r} is not an .npz archive")
-    with z:
-        if "x" not in z or "y" not in z:
-            raise ValueError(f"{flag} {path!r} must contain arrays 'x' and 'y'")
-        ds = {k: z[k] for k in ("x", "y", "y_clean", "group", "flipped") if k in z}
-        if "group_names" in z:
-            ds["group_names"] = tuple(str(s) for s in z["group_names"])
-        if "n_classes" in z:
-            ds["n_classes"] = int(z["n_classes"])
-    return ds
+    return load_npz(path, flag)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
