@@ -149,6 +149,7 @@ def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, c
         assert not run.exists(), extra
 
 
+@pytest.mark.slow
 def test_train_twice_into_one_folder_needs_resume_or_overwrite(tmp_path, capsys):
     run = tmp_path / "run"
     assert _run(_train_args(tmp_path, "--out", str(run)), capsys)[0] == 0
@@ -160,6 +161,7 @@ def test_train_twice_into_one_folder_needs_resume_or_overwrite(tmp_path, capsys)
     assert TrainConfig.from_json(run / "config.json").lr == 0.05
 
 
+@pytest.mark.slow
 def test_train_resume_takes_the_run_folder_and_its_config(tmp_path, capsys):
     # Regression: `--resume DIR` said the checkpoint "does not exist".
     from lrdecay.cli import _load_npz_dataset

@@ -96,9 +96,10 @@ class _Recorder:
 
 
 @pytest.mark.parametrize("cfg", [
-    TrainConfig(n_train=60, n_test=20, probe_groups=True, label_noise=0.1, seed=3),
-    TrainConfig(data="digits", classes=[1, 7], train_subset=40, n_test=30, label_noise=0.2),
-], ids=["pattern", "digits"])
+    pytest.param(TrainConfig(n_train=60, n_test=20, probe_groups=True, label_noise=0.1, seed=3), id="pattern"),
+    pytest.param(TrainConfig(data="digits", classes=[1, 7], train_subset=40, n_test=30, label_noise=0.2), id="digits",
+                 marks=pytest.mark.slow),  # loads scikit-learn: seconds
+])
 def test_the_data_build_reads_only_data_fields(cfg):
     from lrdecay.trainer.loop import Trainer
 

@@ -52,6 +52,7 @@ def _digests_with_threads(threads: int) -> str:
     return res.stdout.strip()
 
 
+@pytest.mark.slow
 def test_byte_identical_for_one_and_two_threads_and_across_runs():
     one = _digests_with_threads(1)
     two = _digests_with_threads(2)
@@ -231,6 +232,7 @@ def _linear_accuracy(block, **kw):
     return float(np.mean(pred == te.y))
 
 
+@pytest.mark.slow
 def test_complexity_knob_is_real_for_a_linear_classifier():
     easy = _linear_accuracy("easy", groups=["easy"])
     assert easy > 0.9

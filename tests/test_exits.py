@@ -144,6 +144,7 @@ def test_a_result_json_of_another_run_is_not_trusted(tmp_path, capsys):
     assert (tmp_path / "sw" / "table.csv").read_text().count("\n") == rows_before.count("\n")
 
 
+@pytest.mark.slow
 def test_reproduce_with_a_failed_run_says_so_and_exits_runs_missing(tmp_path, monkeypatch, capsys):
     # It died with an IndexError when a run had raised after its checkpoint (counted as partial).
     real = Trainer.close_epoch
@@ -189,6 +190,7 @@ def _stopped_run(tmp_path, folder, epochs_done: int = 2):
     t.close()
 
 
+@pytest.mark.slow
 def test_train_resume_into_a_folder_holding_another_run_is_refused(tmp_path, capsys):
     # It exited 0 and B's config, log, checkpoint and ledger then held A's run.
     a, b = tmp_path / "A", tmp_path / "B"
@@ -232,6 +234,7 @@ def test_regime_phase_2_without_phase_1_says_so(tmp_path, capsys):
     assert os.listdir(out) == []
 
 
+@pytest.mark.slow
 def test_regime_follows_the_output_folder_rule(tmp_path, monkeypatch, capsys):
     # A search into a folder with other files overwrote its table.csv.
     from types import SimpleNamespace

@@ -59,6 +59,7 @@ def test_held_out_seeds_are_not_pilot_seeds():
 
 
 @pytest.mark.parametrize("name", list(experiments.NAMES))
+@pytest.mark.slow
 def test_result_structure(tiny_results, name):
     results, out = tiny_results
     r = results[name]
@@ -89,6 +90,7 @@ def test_result_structure(tiny_results, name):
     assert r["verdict"]["rule"] == e.rule
 
 
+@pytest.mark.slow
 def test_shared_runs_are_trained_once(tiny_results):
     results, out = tiny_results
     # base runs: 3 schedules × 3 seeds; gd: SGD + GD × 3; autodecay: 2 extra arms × 3
@@ -99,6 +101,7 @@ def test_shared_runs_are_trained_once(tiny_results):
     assert results["autodecay"]["training"] == {**results["autodecay"]["training"], "runs": 9, "shared_runs": 3}
 
 
+@pytest.mark.slow
 def test_rerun_reads_runs_back_and_gives_the_same_numbers(tiny_results):
     results, out = tiny_results
     again = experiments.run_all(["memorization", "gd"], "tiny", out_dir=out, workers=1, progress=False)
@@ -108,6 +111,7 @@ def test_rerun_reads_runs_back_and_gives_the_same_numbers(tiny_results):
 
 
 @pytest.mark.parametrize("executor", ["process", "stack"])
+@pytest.mark.slow
 def test_every_executor_gives_the_same_numbers(tiny_results, tmp_path, executor):
     results, _ = tiny_results
     other = experiments.run_all(["stages"], "tiny", out_dir=str(tmp_path), workers=2, executor=executor,
@@ -115,6 +119,7 @@ def test_every_executor_gives_the_same_numbers(tiny_results, tmp_path, executor)
     assert other["stages"]["per_seed"] == results["stages"]["per_seed"]
 
 
+@pytest.mark.slow
 def test_memorization_reads_the_eval_mode_pass(tiny_results):
     results, _ = tiny_results
     r = results["memorization"]
@@ -127,6 +132,7 @@ def test_memorization_reads_the_eval_mode_pass(tiny_results):
         assert 0.0 <= v <= 1.0
 
 
+@pytest.mark.slow
 def test_gd_decays_at_sgd_accuracy(tiny_results):
     results, out = tiny_results
     r = results["gd"]

@@ -47,6 +47,7 @@ def digits_report(tmp_path_factory):
         return code, out, json.load(f)
 
 
+@pytest.mark.slow
 def test_digits_reproduce_runs_every_experiment_that_applies(digits_report):
     code, out, payload = digits_report
     assert code == 0
@@ -71,6 +72,7 @@ def test_digits_reproduce_runs_every_experiment_that_applies(digits_report):
     assert results["beliefs"]["training"]["shared_runs"] == 6
 
 
+@pytest.mark.slow
 def test_digits_report_says_complexity_does_not_apply(digits_report):
     _, out, payload = digits_report
     r = payload["experiments"]["complexity"]
@@ -83,6 +85,7 @@ def test_digits_report_says_complexity_does_not_apply(digits_report):
     assert "- data: `digits`" in md
 
 
+@pytest.mark.slow
 def test_digits_memorization_reads_flipped_images(digits_report):
     _, _, payload = digits_report
     r = payload["experiments"]["memorization"]
@@ -91,6 +94,7 @@ def test_digits_memorization_reads_flipped_images(digits_report):
         assert all(0.0 <= v <= 1.0 for v in r["per_seed"][k])
 
 
+@pytest.mark.slow
 def test_digits_gd_trains_on_a_subset_without_augmentation(digits_report):
     _, out, payload = digits_report
     r = payload["experiments"]["gd"]
@@ -102,6 +106,7 @@ def test_digits_gd_trains_on_a_subset_without_augmentation(digits_report):
             assert acc_gd >= acc_sgd
 
 
+@pytest.mark.slow
 def test_digits_transfer_holds_out_half_the_classes(digits_report):
     _, out, payload = digits_report
     r = payload["experiments"]["transfer"]
@@ -118,6 +123,7 @@ def test_digits_transfer_holds_out_half_the_classes(digits_report):
     assert classes == {"None", "[0, 1, 2, 3, 4]"}
 
 
+@pytest.mark.slow
 def test_digits_rerun_reads_the_runs_back(digits_report):
     _, out, payload = digits_report
     again = experiments.run_all(["transfer", "stages"], "tiny", data="digits", out_dir=out, progress=False)
@@ -314,6 +320,7 @@ def test_class_split_of_too_few_classes_does_not_apply(tmp_path):
     assert [e.name for e in plan.runnable] == ["stages"]
 
 
+@pytest.mark.slow
 def test_image_features_are_the_trainers(one_torch_thread):
     """The frozen model rebuilt from a snapshot, fed target images normalized with the run's own
     training statistics, gives the penultimate activations the trainer's model gives."""
@@ -337,6 +344,7 @@ def test_image_features_are_the_trainers(one_torch_thread):
 
 
 # ---------------------------------------------------------------------------- the cifar and folder paths
+@pytest.mark.slow
 def test_cifar10_to_cifar100_transfer_end_to_end(tmp_path, one_torch_thread):
     make_cifar10(str(tmp_path), n_train=260, n_test=60)
     _cifar100(str(tmp_path))
@@ -350,6 +358,7 @@ def test_cifar10_to_cifar100_transfer_end_to_end(tmp_path, one_torch_thread):
         assert 0.0 <= r["per_seed"][k][0] <= 1.0
 
 
+@pytest.mark.slow
 def test_folder_reproduce_with_class_split(tmp_path, one_torch_thread):
     classes = ("ant", "bee", "cat", "dog", "eel")
     for split, n in (("train", 30), ("test", 5)):
@@ -375,6 +384,7 @@ def test_folder_reproduce_with_class_split(tmp_path, one_torch_thread):
 
 
 # ---------------------------------------------------------------------------- TrainConfig.classes
+@pytest.mark.slow
 def test_train_config_classes_selects_and_relabels(one_torch_thread, tmp_path, capsys):
     from lrdecay.data import digits
     from lrdecay.trainer import TrainConfig, Trainer

@@ -676,6 +676,7 @@ def test_random_call_sequences_match_reference(n, ops):
 # ---------------------------------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_same_result_whatever_the_thread_count(tmp_path):
     script = (
         "import numpy as np, hashlib, lrdecay\n"
@@ -780,6 +781,7 @@ def _whole_or_refused(data, want):
     return "whole"
 
 
+@pytest.mark.slow
 def test_every_single_bit_flip_loads_whole_or_is_refused(tmp_path):
     # Regression: one bit flip (a zip comment length) loaded a ledger without last_pred and the clean
     # labels; other flips raised NotImplementedError or RuntimeError.
@@ -800,6 +802,7 @@ def test_every_single_bit_flip_loads_whole_or_is_refused(tmp_path):
     assert outcomes.count("refused") > len(flips) // 2
 
 
+@pytest.mark.slow
 def test_every_truncation_is_refused(tmp_path):
     led, data = _ledger_file(tmp_path)
     path = tmp_path / "short.npz"

@@ -249,6 +249,7 @@ def test_float64_params_step_exactly_like_torch():
 
 
 @pytest.mark.parametrize("compile_backend", ["eager", "aot_eager"])
+@pytest.mark.slow
 def test_compiled_training_step_gives_the_eager_numbers(compile_backend):
     # Regression: under torch.compile the step count stayed 0, so the schedule never advanced.
     import warnings

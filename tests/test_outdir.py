@@ -142,6 +142,7 @@ def _config(**kw):
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_training_into_a_finished_run_is_refused_and_changes_nothing(tmp_path):
     # Regression: a second `train --out DIR` emptied log.jsonl at once and mixed the two runs' files.
     train(_config(), dataset=_data(), out_dir=tmp_path)
@@ -152,6 +153,7 @@ def test_training_into_a_finished_run_is_refused_and_changes_nothing(tmp_path):
     assert _snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_overwrite_leaves_only_the_new_run(tmp_path):
     train(_config(epochs=3, checkpoint_every=1), dataset=_data(), out_dir=tmp_path / "a")
     (tmp_path / "a" / "stage1.pt").write_bytes(b"an extra checkpoint a callback wrote")
@@ -163,6 +165,7 @@ def test_overwrite_leaves_only_the_new_run(tmp_path):
     assert len(r.history) == 2
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_folder(tmp_path):
     # Regression: two `lrdecay train` into one folder both exited 0 with their files mixed.
     first = Trainer(_config(), dataset=_data(), out_dir=tmp_path)
@@ -172,6 +175,7 @@ def test_two_trainers_on_one_folder(tmp_path):
     assert TrainConfig.from_json(str(tmp_path / "config.json")) == _config()
 
 
+@pytest.mark.slow
 def test_resume_from_a_run_folder(tmp_path):
     full = train(_config(epochs=3), dataset=_data(), out_dir=tmp_path / "full")
     part = Trainer(_config(epochs=3), dataset=_data(), out_dir=tmp_path / "part")
@@ -200,6 +204,7 @@ def test_a_bad_argument_leaves_no_folder(tmp_path):
 
 
 @posix_only
+@pytest.mark.slow
 def test_a_second_cli_writer_gets_a_clear_error(tmp_path):
     holder = textwrap.dedent(
         f"""
@@ -247,6 +252,7 @@ while not os.path.exists(done):
 
 
 @posix_only
+@pytest.mark.slow
 def test_racing_writers_one_wins(tmp_path):
     # Several processes claim one new folder at the same moment: exactly one holds it.
     folder, go, done = tmp_path / "out", tmp_path / "go", tmp_path / "done"

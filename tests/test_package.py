@@ -13,6 +13,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 import lrdecay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +27,7 @@ def _cargo_version() -> str:
     return re.search(r'^version\s*=\s*"([^"]+)"', section, re.M).group(1)
 
 
+@pytest.mark.slow
 def test_version_comes_from_cargo_everywhere():
     version = _cargo_version()
     assert lrdecay.__version__ == version
@@ -34,6 +37,7 @@ def test_version_comes_from_cargo_everywhere():
     assert out.strip() == f"lrdecay {version}"
 
 
+@pytest.mark.slow
 def test_console_script_reports_the_version():
     scripts = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "lrdecay"]
     assert [e.value for e in scripts] == ["lrdecay.cli:main"]

@@ -15,6 +15,8 @@ import pytest
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the settings are read from pyproject.toml)
 
+pytestmark = pytest.mark.slow  # pytest in pytest: seconds per run
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -54,6 +54,7 @@ def test_write_report_refuses_nan(tmp_path):
     assert not os.path.exists(tmp_path / "results.json")
 
 
+@pytest.mark.slow
 def test_cli_run_and_reproduce_tiny(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["reproduce", "--preset", "tiny", "--only", "memorization,beliefs", "--seeds", "3",
@@ -86,6 +87,7 @@ def test_cli_bad_arguments(tmp_path, capsys):
         main(["run", "nope"])
 
 
+@pytest.mark.slow
 def test_cli_report_folder_rule(tmp_path, capsys):
     """An existing report folder needs --resume (its finished runs are read back) or --overwrite."""
     out = tmp_path / "rep"

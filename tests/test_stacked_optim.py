@@ -118,6 +118,7 @@ def test_set_lr_refuses_members_with_a_device_schedule():
     assert opt.member_lrs() == [0.1, 0.5]
 
 
+@pytest.mark.slow
 def test_the_stacked_kernel_compiles_for_a_gpu_target():
     # No GPU here: compile the kernel to PTX for sm_90 in a fresh interpreter (not under TRITON_INTERPRET).
     import os

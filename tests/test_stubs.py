@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("mypy")
 
+pytestmark = pytest.mark.slow  # mypy.stubtest: tens of seconds
+
 import lrdecay  # noqa: E402
 
 STUB = Path(lrdecay.__file__).with_name("_native.pyi")

@@ -79,6 +79,7 @@ def test_stacked_run_writes_a_plain_trainer_checkpoint(tmp_path):
         assert torch.equal(a["state"][i]["momentum_buffer"], b["state"][i]["momentum_buffer"])
 
 
+@pytest.mark.slow
 def test_no_stack_and_stack_give_the_same_table(tmp_path):
     cfgs = fused_configs()
     run_sweep(cfgs, tmp_path / "a", executor="stack", progress=False)
@@ -145,6 +146,7 @@ def test_rerun_skips_finished_runs(tmp_path):
 
 
 @pytest.mark.parametrize("stack", [True, False])
+@pytest.mark.slow
 def test_ctrl_c_then_rerun_equals_an_uninterrupted_sweep(tmp_path, stack):
     cfgs = fused_configs()
     run_sweep(cfgs, tmp_path / "full", executor="stack", stack=stack, progress=False)
@@ -193,6 +195,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert res.complete and {e["run_id"] for e in events} == {bad.id}
 
 
+@pytest.mark.slow
 def test_a_failing_stacked_group_fails_its_members_only(tmp_path, monkeypatch):
     from lrdecay.trainer import stacked
 

@@ -54,6 +54,7 @@ def test_epoch_choice_and_last_value_of_a_sparse_metric():
     assert t["panels"]["flat"]["mean"][1, 1] == pytest.approx(1 + 1)
 
 
+@pytest.mark.slow
 def test_regime_map_png_and_difference(tmp_path):
     rows = fake_rows()
     p = regime_map(rows, "lr", "label_noise", "acc", tmp_path / "map.png")
@@ -65,6 +66,7 @@ def test_regime_map_png_and_difference(tmp_path):
     assert np.allclose(d, 1.0)
 
 
+@pytest.mark.slow
 def test_run_curves_png(tmp_path):
     run_curves(fake_rows(), "acc", tmp_path / "c.png", by=["setting", "lr"])
     assert (tmp_path / "c.png").stat().st_size > 1000
@@ -79,6 +81,7 @@ def test_bad_columns_are_named():
         regime_table([], "lr", "label_noise", "acc")
 
 
+@pytest.mark.slow
 def test_a_real_sweep_table(tmp_path):
     import torch
 

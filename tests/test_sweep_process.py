@@ -14,7 +14,7 @@ from lrdecay.sweep import load_sweep, run_sweep
 
 from support import fused_configs, kill_configs, killed_sweep_configs, table, tiny, worker_exits_after_checkpoint
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # worker processes: seconds each
 
 
 def test_process_pool_table_equals_in_process_table(tmp_path):

@@ -11,7 +11,7 @@ from lrdecay.sweep import run_sweep  # noqa: E402
 
 from support import fused_configs, kill_configs, table, worker_exits_after_checkpoint  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # a Ray cluster: seconds to start
 
 
 @pytest.fixture(scope="module")

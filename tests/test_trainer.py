@@ -176,6 +176,7 @@ def test_epoch_permutation_is_a_seeded_permutation():
     assert torch.equal(p0, p0b) and not torch.equal(p0, p1)
 
 
+@pytest.mark.slow
 def test_logs_csv_and_pngs_are_well_formed(tmp_path):
     ds = clusters(160, seed=4, noise=0.1)
     cfg = small_config(epochs=3, plots=True, eval_every=2, checkpoint_every=1)

@@ -109,6 +109,7 @@ def _resnet(stop_at=None):
 
 
 @pytest.mark.parametrize("optimizer", ["torch", "fused"])
+@pytest.mark.slow
 def test_ctrl_c_and_resume_with_augmentation_is_exact(tmp_path, optimizer):
     make_cifar10(tmp_path / "c", n_train=70, n_test=20)
     cfg = cfg_(data="cifar10", data_dir=str(tmp_path / "c"), epochs=2, batch_size=16, optimizer=optimizer,
@@ -152,6 +153,7 @@ def test_cifar_config_end_to_end_with_label_noise_in_the_ledger(tmp_path):
         assert Trainer(cfg.replace(n_test=0)).test_data == {}
 
 
+@pytest.mark.slow
 def test_digits_learn_and_noise_is_tracked():
     cfg = cfg_(data="digits", model="resnet20", width=8, epochs=4, batch_size=64, lr=0.1, milestones=[3],
                label_noise=0.1)
@@ -175,6 +177,7 @@ def test_image_folder_config(tmp_path):
     assert r.model.input_shape == (3, 8, 8)
 
 
+@pytest.mark.slow
 def test_channels_last_and_bf16_autocast_on_cpu():
     ds = digits("test")
     # one full-batch step: the logged loss is the first forward's, before training lets rounding grow
@@ -233,6 +236,7 @@ def test_trainer_errors(tmp_path):
         t.features(ds.x.astype(np.float32))
 
 
+@pytest.mark.slow
 def test_cli_train_on_images(tmp_path, capsys):
     from lrdecay.cli import main
     from lrdecay.trainer import read_jsonl

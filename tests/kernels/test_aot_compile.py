@@ -20,6 +20,8 @@ import torch
 
 pytest.importorskip("triton")
 
+pytestmark = pytest.mark.slow  # compiles every kernel variant: tens of seconds
+
 import lrdecay.kernels.sgd_step as K  # noqa: E402
 from lrdecay import schedules as S  # noqa: E402
 from lrdecay.optim import FusedSGD  # noqa: E402

@@ -24,6 +24,7 @@ def test_runs_interpreted():
     assert type(k._sgd_step_kernel).__name__ == "InterpretedFunction"
 
 
+@pytest.mark.slow
 def test_every_combination_as_groups_100_steps():
     # One param of an awkward size per group, a different one per group; grads None at random.
     shapes = [(1,), (7,), (5, 3), (13,)]
@@ -46,29 +47,35 @@ def test_every_combination_as_groups_100_steps():
     P.assert_close_state(opt, ours, ref_opt, ref)
 
 
+@pytest.mark.slow
 def test_none_grads_inside_one_group_100_steps():
     combo = dict(momentum=0.9, dampening=0.0, nesterov=True, weight_decay=1e-2, maximize=False)
     P.check_groups_parity(BACKEND, [combo], P.SHAPES, steps=100, none_prob=0.3, seed=4)
 
 
+@pytest.mark.slow
 def test_multisteplr_drives_group_lr():
     P.check_torch_scheduler_drives_lr(BACKEND, steps=100, seed=7)
 
 
 @pytest.mark.parametrize("case", P.schedule_cases(), ids=lambda c: c[0])
+@pytest.mark.slow
 def test_schedule_vs_torch_scheduler(case):
     _, schedule, factory = case
     P.check_schedule_parity(BACKEND, schedule, factory, steps=100, seed=11)
 
 
+@pytest.mark.slow
 def test_state_dict_interchange_both_ways():
     P.check_state_dict_interchange(BACKEND, steps=8, seed=13)
 
 
+@pytest.mark.slow
 def test_schedule_position_survives_checkpoint():
     P.check_schedule_resume(BACKEND, seed=17)
 
 
+@pytest.mark.slow
 def test_real_model_backward_and_zero_grad():
     P.check_real_model(BACKEND, steps=15, seed=19)
 
@@ -86,6 +93,7 @@ def test_params_and_grads_are_flat_views():
     assert float(b.flat_g.abs().sum()) == 0.0
 
 
+@pytest.mark.slow
 def test_device_step_counter_and_group_lr():
     p = torch.zeros(1500, requires_grad=True)
     sched = S.Warmup(3, S.Cosine(5, 0.001))
@@ -114,6 +122,7 @@ def test_sparse_gradient_raises_and_changes_nothing():
     assert opt.step_count == 0 and int(opt._counters[ps[0].device][0]) == 0
 
 
+@pytest.mark.slow
 def test_fp16_params_fp32_math():
     # torch rounds to fp16 after every op; the kernel only on store, so compare with an fp32 run.
     ps16 = P.make_params([(7,), (33,)], seed=3, dtype=torch.float16)
@@ -136,6 +145,7 @@ def test_fp16_params_fp32_math():
         assert P.rel_err(p.detach().float(), q.detach()) <= 1e-3
 
 
+@pytest.mark.slow
 def test_float64_params_step_exactly_like_torch():
     # Regression: the kernel computed float64 parameters in float32 (0.9990000128746033 for 1 - 1e-3).
     p = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
@@ -145,6 +155,7 @@ def test_float64_params_step_exactly_like_torch():
     P.check_float64_exact(BACKEND, steps=6, seed=23)
 
 
+@pytest.mark.slow
 def test_float64_with_device_schedule_exactly_like_torch():
     LR = torch.optim.lr_scheduler
     P.check_float64_exact(
@@ -153,6 +164,7 @@ def test_float64_with_device_schedule_exactly_like_torch():
     )
 
 
+@pytest.mark.slow
 def test_compiled_step_advances_the_device_schedule():
     # Regression on the triton backend: a torch.compile-d step gives the eager numbers.
     import warnings

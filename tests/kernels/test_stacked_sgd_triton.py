@@ -19,16 +19,19 @@ def test_runs_interpreted():
     assert type(k._stacked_sgd_kernel).__name__ == "InterpretedFunction"
 
 
+@pytest.mark.slow
 def test_every_member_combination_and_schedule_like_torch_sgd():
     # 13 members over tiles that hold several members (small segments) and members spread over several
     # tiles ((1100,) per member), 2 interpreter programs walking them; host-set LRs changed mid-run.
     assert P.run_parity("triton", 13, steps=8, host_lr_at=4) <= RTOL
 
 
+@pytest.mark.slow
 def test_single_member():
     assert P.run_parity("triton", 1, steps=4, seed=5) <= RTOL
 
 
+@pytest.mark.slow
 def test_one_launch_per_step_and_the_device_counter_advances():
     import lrdecay.kernels.stacked_sgd_step as k
 
