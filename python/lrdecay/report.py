@@ -10,9 +10,12 @@ import json
 import os
 import platform
 import time
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from lrdecay._atomic import atomic_write
+
+if TYPE_CHECKING:
+    from lrdecay.experiments.common import ExperimentResult, TableRecord
 
 __all__ = ["verdict_table", "write_report", "render_markdown", "machine_description", "machine_facts",
            "preregistration_meta"]
@@ -80,7 +83,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _key_numbers(result: Mapping[str, Any]) -> str:
+def _key_numbers(result: ExperimentResult) -> str:
     """The numbers the verdict rule looked at: one short "name = mean ± std" list."""
     from lrdecay.experiments.common import fmt
 
@@ -92,7 +95,7 @@ def _key_numbers(result: Mapping[str, Any]) -> str:
     return "; ".join(out)
 
 
-def verdict_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+def verdict_table(results: Mapping[str, ExperimentResult]) -> str:
     """Markdown table: claim, experiment, verdict, key numbers (mean ± std over seeds)."""
     from lrdecay.experiments.common import DOES_NOT_APPLY
 
@@ -104,7 +107,7 @@ def verdict_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _md_table(table: Mapping[str, Any]) -> str:
+def _md_table(table: TableRecord) -> str:
     headers = table.get("headers", [])
     rows = table.get("rows", [])
     if not headers:
@@ -114,7 +117,7 @@ def _md_table(table: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _per_seed_lines(result: Mapping[str, Any]) -> str:
+def _per_seed_lines(result: ExperimentResult) -> str:
     keys = result.get("verdict_keys", [])
     per = result.get("per_seed", {})
     lines = []
@@ -125,7 +128,7 @@ def _per_seed_lines(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _training_line(r: Mapping[str, Any]) -> str:
+def _training_line(r: ExperimentResult) -> str:
     t = r.get("training") or {}
     if not t:
         return f"Wall time {r.get('wall_time', 0.0):.0f} s."
@@ -139,7 +142,7 @@ def _training_line(r: Mapping[str, Any]) -> str:
             f"time), analysis {r.get('wall_time', 0.0):.0f} s.")
 
 
-def render_markdown(results: Mapping[str, Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
+def render_markdown(results: Mapping[str, ExperimentResult], meta: Mapping[str, Any]) -> str:
     """The text of ``report.md``."""
     from lrdecay.experiments.common import DOES_NOT_APPLY
 
@@ -214,7 +217,7 @@ def preregistration_meta(data: str | None) -> dict[str, Any]:
 
 
 def write_report(
-    results: Mapping[str, Mapping[str, Any]],
+    results: Mapping[str, ExperimentResult],
     out_dir: str | os.PathLike,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
 
 import numpy as np
 
@@ -88,9 +88,63 @@ class Verdict:
     rule: str
     details: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> VerdictRecord:
         """Plain dict (JSON-serializable when ``details`` is)."""
         return {"status": self.status, "rule": self.rule, "details": self.details}
+
+
+class VerdictRecord(TypedDict):
+    """A :class:`Verdict` as an experiment result holds it."""
+
+    status: str
+    rule: str
+    details: dict[str, Any]
+
+
+class TableRecord(TypedDict):
+    """An experiment's summary table: column headers and rows of cells."""
+
+    headers: list[str]
+    rows: list[list[Any]]
+
+
+class TrainingRecord(TypedDict):
+    """The training behind an experiment: distinct runs, those shared with other experiments, those read
+    back from an earlier call, and the sum of their wall times (seconds)."""
+
+    runs: int
+    shared_runs: int
+    cached_runs: int
+    train_time: float
+
+
+class ExperimentResult(TypedDict):
+    """One experiment's result (JSON-ready): what ``results.json`` holds per experiment and what the report
+    (:mod:`lrdecay.report`) reads. Built by :func:`finish_result` or :func:`not_applicable_result`.
+
+    ``per_seed``: metric → one value per seed (None where a seed gave none); ``summary``: metric → its
+    :func:`stat` over seeds; ``verdict_keys``: the metrics the verdict rule reads; ``curves``: plotted series;
+    ``plots``: PNG file names next to the report; ``wall_time``: seconds of analysis."""
+
+    name: str
+    claim: str
+    title: str
+    claim_text: str
+    setup: str
+    preset: str
+    data: str | None
+    settings: dict[str, Any]
+    seeds: list[int]
+    per_seed: dict[str, list[Any]]
+    summary: dict[str, dict[str, Any]]
+    verdict_keys: list[str]
+    table: TableRecord
+    curves: dict[str, Any]
+    verdict: VerdictRecord
+    plots: list[str]
+    notes: list[str]
+    training: TrainingRecord
+    wall_time: float
 
 
 def all_seeds(conditions: Sequence[bool]) -> bool:
@@ -230,8 +284,8 @@ def finish_result(
     t0: float,
     notes: Sequence[str] = (),
     training: Mapping[str, Any] | None = None,
-) -> dict:
-    """Assemble the result dict (JSON-serializable) of experiment record ``exp`` in the common shape."""
+) -> ExperimentResult:
+    """Assemble the result (JSON-serializable) of experiment record ``exp`` in the common shape."""
     summary = {}
     for k, v in per_seed.items():
         if all(x is None or isinstance(x, (int, float)) for x in v):
@@ -259,7 +313,7 @@ def finish_result(
     }
 
 
-def not_applicable_result(exp: Any, *, preset: str, data: str | None, reason: str) -> dict:
+def not_applicable_result(exp: Any, *, preset: str, data: str | None, reason: str) -> ExperimentResult:
     """The result dict of an experiment that was not run because it does not apply to ``data``: the common
     shape, verdict status :data:`DOES_NOT_APPLY`, ``reason`` in the verdict details and the notes, no
     numbers, no runs."""

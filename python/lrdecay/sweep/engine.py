@@ -14,6 +14,7 @@ from lrdecay.sweep.store import DONE, FAILED, PARTIAL, TABLE_CSV, SweepStore, re
 from lrdecay.sweep.tasks import plan_tasks
 from lrdecay.trainer.checkpoint import load_checkpoint, snapshot_path
 from lrdecay.trainer.config import TrainConfig
+from lrdecay.trainer.record import EpochRecord, RunRecord
 
 __all__ = ["run_sweep", "load_sweep", "SweepResult", "RunOutcome", "RunsMissing"]
 
@@ -38,7 +39,7 @@ class RunOutcome:
 
     run: Run
     status: str
-    history: list[dict]
+    history: list[EpochRecord]
     ledger_summary: dict | None
     wall_time: float | None
     error: str | None
@@ -55,7 +56,7 @@ class RunOutcome:
         return self.run.config
 
     @property
-    def final(self) -> dict:
+    def final(self) -> EpochRecord:
         """The last epoch's record ({} if none)."""
         return self.history[-1] if self.history else {}
 
@@ -207,15 +208,15 @@ class _Progress:
         if self.on_event is not None:
             self.on_event({"event": "epoch", "run_id": rid, "epoch": epoch, "pid": pid or os.getpid()})
 
-    def result(self, res: Mapping[str, Any]) -> None:
+    def result(self, res: RunRecord) -> None:
         with self.lock:
-            if res["status"] == DONE:
+            if res.status == DONE:
                 self.finished += 1
-            elif res["status"] == FAILED:
+            elif res.status == FAILED:
                 self.failed += 1
             self._postfix()
         if self.on_event is not None:
-            self.on_event({"event": "result", "run_id": res["id"], "status": res["status"], "pid": res.get("pid")})
+            self.on_event({"event": "result", "run_id": res.id, "status": res.status, "pid": res.pid})
 
     def close(self) -> None:
         if self.bar is not None:
@@ -295,10 +296,10 @@ def run_sweep(
 
         def on_result(task, results) -> None:
             for res in results:
-                stored = store.read_result(res["id"])
+                stored = store.read_result(res.id)
                 # a Ray worker on a node without the shared folder, or a worker that died (its run failed)
-                if res["status"] in (DONE, FAILED) and (stored is None or stored.get("status") != res["status"]):
-                    store.write_result(res["id"], res)
+                if res.status in (DONE, FAILED) and (stored is None or stored.status != res.status):
+                    store.write_result(res.id, res)
                 bar.result(res)
 
         try:
@@ -325,18 +326,18 @@ def run_sweep(
 def _result(store: SweepStore, name: str, runs: Sequence[Run], fin: dict, **kw) -> SweepResult:
     outcomes = []
     for r in runs:
-        res = store.read_result(r.id) or {}
+        res = store.read_result(r.id) or RunRecord(r.id, fin["status"][r.id])
         status = fin["status"][r.id]
         outcomes.append(RunOutcome(
             run=r,
             status=status,
-            history=list(res.get("history") or []) if status in (DONE, FAILED) else [],
-            ledger_summary=res.get("ledger_summary"),
-            wall_time=res.get("wall_time"),
-            error=res.get("error") if status == FAILED else None,
+            history=list(res.history) if status in (DONE, FAILED) else [],
+            ledger_summary=res.ledger_summary,
+            wall_time=res.wall_time,
+            error=res.error if status == FAILED else None,
             out_dir=store.run_dir(r.id),
-            snapshot_epochs=list(res.get("snapshots") or []),
-            resumed_from=res.get("resumed_from"),
+            snapshot_epochs=list(res.snapshots),
+            resumed_from=res.resumed_from,
         ))
     return SweepResult(store.out_dir, name, outcomes, fin["rows"], fin["columns"], parquet=fin.get("parquet"), **kw)
 

@@ -30,7 +30,8 @@ import traceback
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Sequence
 
-from lrdecay.sweep.tasks import INTERRUPTED, Task, execute_task
+from lrdecay.sweep.tasks import Task, execute_task
+from lrdecay.trainer.record import FAILED, INTERRUPTED, RunRecord
 
 __all__ = ["Executor", "InProcessExecutor", "ProcessExecutor", "RayExecutor", "make_executor", "EXECUTORS"]
 
@@ -90,7 +91,7 @@ class InProcessExecutor(Executor):
             # the trainers catch Ctrl-C themselves (stop at a step boundary, checkpoint, return interrupted)
             results = execute_task(task, on_epoch=on_epoch)
             on_result(task, results)
-            if any(r["status"] == INTERRUPTED for r in results):
+            if any(r.status == INTERRUPTED for r in results):
                 raise KeyboardInterrupt("sweep interrupted")
 
 
@@ -272,14 +273,13 @@ class ProcessExecutor(Executor):
                                 broken = True
                                 continue
                             except KeyboardInterrupt:
-                                results = [{"id": r.id, "status": INTERRUPTED} for r in t.runs]
+                                results = [RunRecord(r.id, INTERRUPTED) for r in t.runs]
                             except Exception:  # the task could not even be sent or unpickled
                                 tb = traceback.format_exc()
-                                results = [{"id": r.id, "status": "failed", "history": [], "error": tb}
-                                           for r in t.runs]
+                                results = [RunRecord(r.id, FAILED, error=tb) for r in t.runs]
                             pending.remove(t)
                             on_result(t, results)
-                            if any(r["status"] == INTERRUPTED for r in results):
+                            if any(r.status == INTERRUPTED for r in results):
                                 first_sigint()  # one interrupted worker (its terminal's Ctrl-C) stops all
                     if broken:
                         # a worker died (killed, out of memory): a fresh pool reruns what is left, each
@@ -306,10 +306,10 @@ class ProcessExecutor(Executor):
         if interrupted:
             raise KeyboardInterrupt("sweep interrupted")
 
-def _lost(run_id: str, attempts: int) -> dict:
-    return {"id": run_id, "status": "failed", "history": [],
-            "error": f"the worker running this run died {attempts} time(s) (killed or out of memory); "
-                     f"its checkpoint is kept: rerun the sweep to resume it"}
+def _lost(run_id: str, attempts: int) -> RunRecord:
+    return RunRecord(run_id, FAILED,
+                     error=f"the worker running this run died {attempts} time(s) (killed or out of memory); "
+                           f"its checkpoint is kept: rerun the sweep to resume it")
 
 
 # ============================================================================ Ray

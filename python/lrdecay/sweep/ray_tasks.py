@@ -14,7 +14,8 @@ import threading
 import time
 import ray
 
-from lrdecay.sweep.tasks import INTERRUPTED, Task, execute_task
+from lrdecay.sweep.tasks import Task, execute_task
+from lrdecay.trainer.record import FAILED, INTERRUPTED, RunRecord
 
 __all__ = ["run_on_ray"]
 
@@ -130,12 +131,12 @@ def run_on_ray(ex, tasks, *, on_epoch, on_result, sigint) -> None:
                         results = ray.get(ref)
                     except Exception as exc:
                         if cancelled.is_set():  # a second Ctrl-C cancelled it
-                            results = [{"id": r.id, "status": INTERRUPTED} for r in t.runs]
+                            results = [RunRecord(r.id, INTERRUPTED) for r in t.runs]
                         else:  # retries used up, or the task could not run at all
-                            results = [{"id": r.id, "status": "failed", "history": [],
-                                        "error": f"Ray task failed (retries: {ex.retries}): {exc!r}"} for r in t.runs]
+                            results = [RunRecord(r.id, FAILED, error=f"Ray task failed (retries: {ex.retries}): {exc!r}")
+                                       for r in t.runs]
                     on_result(t, results)
-                    if any(r["status"] == INTERRUPTED for r in results):
+                    if any(r.status == INTERRUPTED for r in results):
                         hub.set_stop.remote()
             drain()
             interrupted = sig.count > 0 or bool(ray.get(hub.stopped.remote()))

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from lrdecay._atomic import atomic_write
 from lrdecay.sweep.spec import Run, SpecError, SweepSpec
 from lrdecay.trainer.logs import flatten_record
+from lrdecay.trainer.record import DONE, FAILED, RunRecord
 
 __all__ = ["SweepStore", "MANIFEST", "TABLE_CSV", "TABLE_PARQUET", "RUNS_CSV", "DONE", "FAILED", "PENDING",
            "PARTIAL", "table_rows", "id_columns"]
@@ -38,7 +39,9 @@ RUNS_CSV = "runs.csv"
 RESULT = "result.json"
 _FORMAT = 1
 
-DONE, FAILED, PARTIAL, PENDING = "done", "failed", "partial", "pending"
+#: A folder's own statuses of a run besides a stored record's done / failed: stopped with a checkpoint to
+#: resume, or not started.
+PARTIAL, PENDING = "partial", "pending"
 
 
 def _now() -> str:
@@ -177,10 +180,8 @@ class SweepStore:
         resumes from that), ``partial`` (stopped with a checkpoint to resume) or ``pending``. Only the run's
         own ``result.json`` counts (one holding another run's id is ignored)."""
         res = self.read_result(run_id)
-        if res is not None and res.get("status") == DONE:
-            return DONE
-        if res is not None and res.get("status") == FAILED:
-            return FAILED
+        if res is not None and res.status in (DONE, FAILED):
+            return res.status
         if os.path.exists(self.checkpoint_path(run_id)):
             return PARTIAL
         return PENDING
@@ -194,16 +195,14 @@ class SweepStore:
         except OSError:
             return 0
 
-    def read_result(self, run_id: str) -> dict | None:
-        """The run's ``result.json``, or None (also for one that is not a JSON object of this run's id,
-        e.g. another run's copied in)."""
+    def read_result(self, run_id: str) -> RunRecord | None:
+        """The run's ``result.json`` (written by any version), or None: also for one that is not a run
+        record of this run's id (e.g. another run's copied in)."""
         try:
-            res = read_json(self.result_path(run_id))
+            res = RunRecord.from_json(read_json(self.result_path(run_id)))
         except (OSError, ValueError, RecursionError):
             return None
-        if not isinstance(res, dict) or res.get("id") != run_id:
-            return None
-        return res
+        return res if res.id == run_id else None
 
     def clear_result(self, run_id: str) -> None:
         """Forget a run's previous outcome (a failed attempt's ``result.json``) before it starts afresh."""
@@ -212,9 +211,9 @@ class SweepStore:
         except FileNotFoundError:
             pass
 
-    def write_result(self, run_id: str, result: Mapping[str, Any]) -> None:
-        """Write the run's ``result.json`` atomically."""
-        write_json(self.result_path(run_id), {**result, "written": _now()})
+    def write_result(self, run_id: str, result: RunRecord) -> None:
+        """Write the run's ``result.json`` atomically (stamped with the time)."""
+        write_json(self.result_path(run_id), {**result.to_json(), "written": _now()})
 
     # ------------------------------------------------------------------ table and manifest
     def finalize(self, spec: SweepSpec, runs: Sequence[Run]) -> dict:
@@ -228,12 +227,13 @@ class SweepStore:
         var = _varying_fields(runs)
         run_rows = []
         for r in runs:
-            res = results[r.id] or {}
+            res = results[r.id]
             run_rows.append({
                 "run_id": r.id, "setting": r.setting, "seed": r.seed,
                 **{f"config.{k}": _cell(getattr(r.config, k)) for k in var},
-                "status": status[r.id], "epochs": len(res.get("history") or []),
-                "wall_time": res.get("wall_time"), "error": _last_line(res.get("error")) if status[r.id] == FAILED else "",
+                "status": status[r.id], "epochs": len(res.history) if res else 0,
+                "wall_time": res.wall_time if res else None,
+                "error": _last_line(res.error if res else None) if status[r.id] == FAILED else "",
             })
         run_cols = list(run_rows[0]) if run_rows else ["run_id"]
         _write_csv(os.path.join(self.out_dir, RUNS_CSV), run_rows, run_cols)
@@ -255,7 +255,7 @@ class SweepStore:
             counts=counts,
             status=dict(status),
             failed=[
-                {"id": rid, "error": (results.get(rid) or self.read_result(rid) or {}).get("error")}
+                {"id": rid, "error": getattr(results.get(rid) or self.read_result(rid), "error", None)}
                 for rid, s in status.items() if s == FAILED
             ],
         )
@@ -295,7 +295,7 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def table_rows(runs: Sequence[Run], results: Mapping[str, Mapping]) -> tuple[list[dict], list[str]]:
+def table_rows(runs: Sequence[Run], results: Mapping[str, RunRecord | None]) -> tuple[list[dict], list[str]]:
     """The tidy table: one row per run per epoch of the runs that have a result (flattened records:
     ``test.test.acc``, ``train_acc_group.easy``, ...). Returns ``(rows, columns)``."""
     var = _varying_fields(runs)
@@ -308,7 +308,7 @@ def table_rows(runs: Sequence[Run], results: Mapping[str, Mapping]) -> tuple[lis
             continue
         ident = {"run_id": r.id, "setting": r.setting, "seed": r.seed,
                  **{f"config.{k}": _cell(getattr(r.config, k)) for k in var}}
-        for rec in res.get("history") or []:
+        for rec in res.history:
             flat = flatten_record(rec)
             row = dict(ident)
             for k, v in flat.items():

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from lrdecay.sweep.spec import Run
-from lrdecay.sweep.store import DONE, FAILED, SweepStore
+from lrdecay.sweep.store import SweepStore
 from lrdecay.trainer import Trainer
 from lrdecay.trainer.checkpoint import CheckpointError, set_aside, snapshot_path
 from lrdecay.trainer.config import PER_MEMBER_FIELDS, TrainConfig
+from lrdecay.trainer.record import INTERRUPTED, RunRecord
 from lrdecay.trainer.stacked import StackedEngine
 
 __all__ = ["Task", "plan_tasks", "execute_task", "execute_solo", "execute_stacked", "open_trainer", "stack_key",
            "PER_MEMBER_FIELDS", "INTERRUPTED", "stackable", "snapshot_path"]
 
-INTERRUPTED = "interrupted"
 
 # PER_MEMBER_FIELDS (re-exported here): the fields that may differ between the members of one stacked
 # model: each member has its own data draw, init, order and label noise, its own optimizer settings and
@@ -143,11 +143,9 @@ def run_config(run: Run, task: Task) -> TrainConfig:
     return cfg.replace(**changes)
 
 
-def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = None) -> list[dict]:
-    """Train the task's runs in this process; returns one result dict per run (also written to
-    ``runs/<id>/result.json``): ``id``, ``status`` (done / failed / interrupted), ``history``,
-    ``ledger_summary``, ``wall_time``, ``error`` (traceback), ``resumed_from`` (epoch of the checkpoint it
-    started from), ``snapshots`` (epochs whose model state was saved), ``pid``."""
+def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = None) -> list[RunRecord]:
+    """Train the task's runs in this process; returns one :class:`~lrdecay.trainer.record.RunRecord` per
+    run (done, failed or interrupted; a done or failed one is also written to ``runs/<id>/result.json``)."""
     store = SweepStore(task.out_dir)
     if task.stacked and len(task.runs) > 1:
         t0 = time.perf_counter()
@@ -157,50 +155,17 @@ def execute_task(task: Task, *, on_epoch: EpochHook | None = None, stop: Any = N
             tb = traceback.format_exc()
             out = []
             for run in task.runs:
-                res = failed_result(run, [], tb, t0)
+                res = RunRecord.failed(run.id, [], tb, wall_time=time.perf_counter() - t0)
                 store.write_result(run.id, res)
                 out.append(res)
             return out
     out = []
     for run in task.runs:
         if stop is not None and stop.is_set():
-            out.append(_interrupted(run))
+            out.append(RunRecord.interrupted(run.id))
             continue
         out.append(execute_solo(run, task, store, on_epoch=on_epoch, stop=stop))
     return out
-
-
-def _interrupted(run: Run, **extra) -> dict:
-    return {"id": run.id, "status": INTERRUPTED, "pid": os.getpid(), **extra}
-
-
-def done_result(run: Run, trained: Any, *, t0: float, resumed_from: int, **extra) -> dict:
-    """The result of a finished run (``result.json``): from ``trained``, a finished Trainer or its
-    RunResult (both hold ``history``, ``ledger``, ``snapshots``); ``t0`` the task's start."""
-    return {
-        "id": run.id,
-        "status": DONE,
-        "history": trained.history,
-        "ledger_summary": _summary_lists(trained.ledger),
-        "wall_time": time.perf_counter() - t0,
-        "resumed_from": resumed_from,
-        "snapshots": sorted(int(e) for e in trained.snapshots),
-        "error": None,
-        "pid": os.getpid(),
-        **extra,
-    }
-
-
-def failed_result(run: Run, history: list, error: str, t0: float) -> dict:
-    """The result of a run that raised (``error``: its traceback)."""
-    return {"id": run.id, "status": FAILED, "history": history, "error": error,
-            "wall_time": time.perf_counter() - t0, "pid": os.getpid()}
-
-
-def _summary_lists(ledger) -> dict | None:
-    if ledger is None:
-        return None
-    return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in ledger.summary().items()}
 
 
 def open_trainer(run: Run, task: Task, store: SweepStore, **kw: Any) -> Trainer:
@@ -225,7 +190,7 @@ def open_trainer(run: Run, task: Task, store: SweepStore, **kw: Any) -> Trainer:
 
 
 def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook | None = None,
-                 stop: Any = None) -> dict:
+                 stop: Any = None) -> RunRecord:
     """One run with the plain :class:`~lrdecay.trainer.Trainer`, resumed from its checkpoint if any."""
     t0 = time.perf_counter()
     trainer = None
@@ -236,24 +201,25 @@ def execute_solo(run: Run, task: Task, store: SweepStore, *, on_epoch: EpochHook
                 result = trainer.fit()
             except KeyboardInterrupt:
                 # fit() stopped at a step boundary and wrote a checkpoint (Ctrl-C or a stop request)
-                return _interrupted(run, resumed_from=trainer.resumed_from)
-        res = done_result(run, result, t0=t0, resumed_from=trainer.resumed_from)
+                return RunRecord.interrupted(run.id, resumed_from=trainer.resumed_from)
+        res = RunRecord.finished(run.id, result, wall_time=time.perf_counter() - t0, resumed_from=trainer.resumed_from)
     except KeyboardInterrupt:
         raise
     except Exception:
-        res = failed_result(run, list(trainer.history) if trainer is not None else [], traceback.format_exc(), t0)
+        res = RunRecord.failed(run.id, list(trainer.history) if trainer is not None else [], traceback.format_exc(),
+                               wall_time=time.perf_counter() - t0)
     store.write_result(run.id, res)
     return res
 
 
 def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None = None,
-                    stop: Any = None) -> list[dict]:
+                    stop: Any = None) -> list[RunRecord]:
     """Run a stacked task: open each member's trainer (resuming from its checkpoint), group the members
     by where they stand, train each group stacked (:class:`~lrdecay.trainer.stacked.StackedEngine`; a
     member alone at its position trains solo), and write each run's ``result.json``."""
     t0 = time.perf_counter()
     trainers: list[Trainer] = []
-    results: dict[str, dict] = {}
+    results: dict[str, RunRecord] = {}
     runs: list[Run] = []
     data: dict[tuple, tuple] = {}  # members with equal data (same seed, other schedule) share one build
     for run in task.runs:
@@ -265,7 +231,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None
             t = open_trainer(run, task, store, dataset=train_ds, test_sets=tests, on_epoch=on_epoch)
             data.setdefault(key, (t.data, dict(t.test_data)))
         except Exception:
-            results[run.id] = failed_result(run, [], traceback.format_exc(), t0)
+            results[run.id] = RunRecord.failed(run.id, [], traceback.format_exc(), wall_time=time.perf_counter() - t0)
             store.write_result(run.id, results[run.id])
             continue
         trainers.append(t)
@@ -278,7 +244,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None
         members = [trainers[i] for i in idx]
         if stop is not None and stop.is_set():
             for i in idx:
-                results[runs[i].id] = _interrupted(runs[i])
+                results[runs[i].id] = RunRecord.interrupted(runs[i].id)
             continue
         if len(members) == 1:
             # alone at its position: the plain trainer (which claims the run folder for itself)
@@ -293,7 +259,8 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None
         except Exception:
             tb = traceback.format_exc()
             for i in idx:
-                results[runs[i].id] = failed_result(runs[i], list(trainers[i].history), tb, t0)
+                results[runs[i].id] = RunRecord.failed(runs[i].id, list(trainers[i].history), tb,
+                                                       wall_time=time.perf_counter() - t0)
                 store.write_result(runs[i].id, results[runs[i].id])
             continue
         finally:
@@ -302,9 +269,10 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None
         for i in idx:
             t, run = trainers[i], runs[i]
             if not finished:
-                results[run.id] = _interrupted(run, resumed_from=t.resumed_from)
+                results[run.id] = RunRecord.interrupted(run.id, resumed_from=t.resumed_from)
                 continue
-            res = done_result(run, t, t0=t0, resumed_from=t.resumed_from, stacked=len(idx))
+            res = RunRecord.finished(run.id, t, wall_time=time.perf_counter() - t0, resumed_from=t.resumed_from,
+                                     stacked=len(idx))
             store.write_result(run.id, res)
             results[run.id] = res
     return [results[r.id] for r in task.runs]

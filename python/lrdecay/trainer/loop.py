@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -32,6 +31,7 @@ from lrdecay.trainer.config import DATA_FIELDS, TrainConfig
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
 from lrdecay.trainer.logs import JsonlWriter, write_csv
+from lrdecay.trainer.record import EpochRecord, RunResult, decays_in
 from lrdecay.trainer.stats import build_ledger, epoch_statistics
 from lrdecay.trainer.steps import TrainStep, amp_autocast, ctrl_c_requests_stop, epoch_permutation, subseed
 
@@ -41,13 +41,7 @@ __all__ = ["Trainer", "train", "RunResult", "subseed", "decays_in"]
 #: may be overwritten if it holds only these.
 RUN_OUTPUTS = ("config.json", "log.jsonl", "log.csv", "*.pt", "*.pt.unreadable", "ledger.npz", "*.png", ".*.tmp",
                "snapshots")
-EpochCallback = Callable[["Trainer", dict], None]
-
-
-def decays_in(history: list[dict]) -> list[int]:
-    """The epochs after which the LR dropped, read from a run's records (their ``lr``: the LR each epoch
-    used): stage ends, for any schedule, including the host-side ones decided during the run."""
-    return [a["epoch"] for a, b in zip(history, history[1:]) if b["lr"] < a["lr"]]
+EpochCallback = Callable[["Trainer", EpochRecord], None]
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -57,41 +51,6 @@ def _resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} but CUDA is not available (use 'cpu' or 'auto')")
     return dev
-
-
-@dataclass
-class RunResult:
-    """What a run produced.
-
-    Attributes:
-        config: the run's :class:`TrainConfig`.
-        history: one record per completed epoch (the JSONL lines, as dicts).
-        model: the trained model (on the run's device).
-        ledger: the :class:`lrdecay.Ledger` with per-sample history, or None (``ledger=False``).
-        out_dir: where logs, plots and checkpoints went (None: nothing written).
-        files: name → path of each file written (``config``, ``log``, ``csv``, ``checkpoint``, ``ledger``,
-            ``loss_png``, ``accuracy_png``).
-        wall_time: seconds spent in this call (training, evaluation, logging).
-        snapshots: epoch → CPU state dict of the model at the end of that epoch (``config.snapshot_epochs``).
-    """
-
-    config: TrainConfig
-    history: list[dict]
-    model: nn.Module
-    ledger: Any
-    out_dir: str | None
-    files: dict[str, str] = field(default_factory=dict)
-    wall_time: float = 0.0
-    snapshots: dict[int, dict] = field(default_factory=dict)
-
-    @property
-    def final(self) -> dict:
-        """The last epoch's record."""
-        return self.history[-1] if self.history else {}
-
-    def summary(self) -> dict:
-        """The ledger's per-epoch summary (dict of numpy arrays), or {} without a ledger."""
-        return {} if self.ledger is None else self.ledger.summary()
 
 
 class Trainer:
@@ -224,7 +183,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.batch = 0  # steps done in the current (unfinished) epoch
         self.step_count = 0
-        self.history: list[dict] = []
+        self.history: list[EpochRecord] = []
         self.snapshots: dict[int, dict] = {}
         self.epoch_time_done = 0.0  # seconds spent on the unfinished epoch so far (before a stop or resume)
         self._stop = False
@@ -397,7 +356,7 @@ class Trainer:
         self.batch = done
         return done == self.steps_per_epoch
 
-    def run_epoch(self) -> dict | None:
+    def run_epoch(self) -> EpochRecord | None:
         """Train one epoch (or the rest of an interrupted one), evaluate if due, log; returns the
         epoch's record, or None if :meth:`request_stop` stopped it mid-epoch (state stays consistent:
         :meth:`save_checkpoint` then resumes from that exact step)."""
@@ -410,12 +369,12 @@ class Trainer:
             return None
         return self.close_epoch(lr, t0)
 
-    def close_epoch(self, lr: float, started: float) -> dict:
+    def close_epoch(self, lr: float, started: float) -> EpochRecord:
         """End the epoch whose steps ran (``pred_buf`` / ``loss_buf`` hold its predictions and losses; the
         model and optimizer its result): statistics and ledger, schedulers, evaluation when due, the record,
         snapshot, callbacks, log and checkpoint. ``lr`` is the LR the epoch used; ``started`` the
         ``time.perf_counter()`` at its start. Returns the record."""
-        record = {"epoch": self.epoch + 1, "step": self.step_count, "lr": lr}
+        record: EpochRecord = {"epoch": self.epoch + 1, "step": self.step_count, "lr": lr}
         record.update(self._epoch_statistics())
         if self.scheduler is not None:
             self.scheduler.step()
