@@ -5,7 +5,8 @@ import each other, directly or round a circle. The layers, bottom up:
 
 0. base: the ``lrdecay`` package itself (``__version__`` and lazily resolved names only), the compiled
    ``_native``, and the helpers every layer uses: ``_validate``, ``_atomic``, ``_outdir``;
-1. ``schedules``: the LR schedules and their device encoding, which the kernels evaluate;
+1. ``schedules``: the LR schedules and their device encoding, which the kernels evaluate, and the
+   host-decided decays (``host_decay``);
 2. ``kernels``: the Triton kernels;
 3. the training ingredients, side by side: ``optim``, ``data`` (with its re-export shims ``images``,
    ``noise``, ``augment``, ``idx``), ``ledger``, ``models``;
@@ -31,7 +32,7 @@ PACKAGE = Path(lrdecay.__file__).resolve().parent
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"", "_native", "_validate", "_atomic", "_outdir"}),
-    ("schedules", {"schedules"}),
+    ("schedules", {"schedules", "host_decay"}),
     ("kernels", {"kernels"}),
     ("optim, data, ledger, models", {"optim", "data", "images", "noise", "augment", "idx", "ledger", "models"}),
     ("trainer", {"trainer"}),

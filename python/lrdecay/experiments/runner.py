@@ -198,13 +198,13 @@ def resolve_seeds(default: Sequence[int] | None, seeds: Sequence[int] | int | No
 
 
 def _host_schedule_fields() -> dict[str, tuple[str, ...]]:
-    """The fields each host-side schedule reads that no fixed schedule reads (from the fields' declarations):
+    """The fields each host-side schedule reads that no fixed schedule reads (from the schedule registry):
     for any other schedule they stay at their defaults, so that runs that differ only in unused fields are
     the same run (same key, trained once)."""
-    from lrdecay.trainer.config import HOST_SCHEDULES, SCHEDULE_FIELDS, SCHEDULES
+    from lrdecay.optim.registry import fields_of, host_names, host_only_fields
 
-    fixed = {f for s in SCHEDULES if s not in HOST_SCHEDULES for f in SCHEDULE_FIELDS.get(s, ())}
-    return {s: tuple(f for f in SCHEDULE_FIELDS.get(s, ()) if f not in fixed) for s in HOST_SCHEDULES}
+    only = host_only_fields()
+    return {s: tuple(f for f in fields_of(s) if f in only) for s in host_names()}
 
 
 def config_from(settings: Mapping[str, Any], *, seed: int, **changes: Any):

@@ -19,7 +19,8 @@ float32 math exactly as torch rounds a Python-float ``alpha`` for a float32 tens
 Traffic: read p, g, m and write p, m: 20 bytes per fp32 parameter (12 without momentum).
 
 With a schedule the LR is computed inside the kernel (float64, then cast to float32 as torch casts its
-Python-float LR) from an int64 step counter on the device, and the last program to arrive increments
+Python-float LR) from an int64 step counter on the device by :func:`lrdecay.kernels.lr_schedule.schedule_lr`
+(specialized at compile time on the schedule's kind and warmup), and the last program to arrive increments
 the counter, so the step needs no host sync and can be captured in a CUDA graph and replayed.
 """
 
@@ -32,7 +33,7 @@ import triton
 import triton.language as tl
 
 from lrdecay.kernels import interpreting
-from lrdecay.schedules import GEOMETRIC, PERIODIC, PIECEWISE
+from lrdecay.kernels.lr_schedule import KINDS, advance_step, max_programs, schedule_lr
 
 __all__ = ["sgd_step", "BLOCK", "interpreting", "float_bits", "DTYPES", "constexprs", "launch_variants"]
 
@@ -43,36 +44,6 @@ DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # Arithmetic exactly as written: the fused multiply-adds torch does are explicit tl.fma calls, and no
 # other multiply and add may be contracted into one (Triton's default for this is changing).
 _COMPILE_OPTIONS = {"enable_fp_fusion": False}
-
-
-@triton.jit
-def _ipow(x, k):
-    # x ** k by squaring, float64, same operation order as lrdecay.schedules.ipow
-    r = x * 0.0 + 1.0
-    for _ in range(63):
-        r = tl.where((k & 1) == 1, r * x, r)
-        x = x * x
-        k = k >> 1
-    return r
-
-
-@triton.jit
-def _lr_inner(t, si_ptr, sf_ptr, KIND: tl.constexpr):
-    if KIND == 1:  # PIECEWISE: values[#boundaries <= t]
-        n = tl.load(si_ptr + 1).to(tl.int32)
-        k = t * 0
-        for i in range(n):
-            k += (tl.load(si_ptr + 2 + i) <= t).to(tl.int64)
-        lr = tl.load(sf_ptr + 1 + k)
-    elif KIND == 2:  # GEOMETRIC: base * gamma ** (t // period)
-        period = tl.load(si_ptr + 1)
-        lr = tl.load(sf_ptr + 1) * _ipow(tl.load(sf_ptr + 2), t // period)
-    else:  # PERIODIC: mirrored table over one half period
-        half = tl.load(si_ptr + 1)
-        r = t % (2 * half)
-        r = tl.where(r > half, 2 * half - r, r)
-        lr = tl.load(sf_ptr + 1 + r)
-    return lr
 
 
 def float_bits(x: float) -> int:
@@ -120,25 +91,13 @@ def _sgd_step_kernel(
     nprog = tl.num_programs(0)
     if KIND != 0:
         t = tl.load(step_ptr)
-        if WARMUP:
-            warm = tl.load(si_ptr)
-            start = tl.load(sf_ptr)
-            in_warm = t < warm
-            inner = _lr_inner(tl.where(in_warm, 0, t - warm), si_ptr, sf_ptr, KIND)
-            ramp = start + (1.0 - start) * t.to(tl.float64) / warm.to(tl.float64)
-            lr64 = tl.where(in_warm, inner * ramp, inner)
-        else:
-            lr64 = _lr_inner(t, si_ptr, sf_ptr, KIND)
+        lr64 = schedule_lr(t, KIND, WARMUP, si_ptr, sf_ptr)
         if F64:
             lr = lr64
         else:
             lr = lr64.to(tl.float32)
         if INCREMENT:
-            # Every program has read t before it arrives; the last to arrive advances the counter.
-            arrived = tl.atomic_add(arrive_ptr, 1, sem="acq_rel")
-            last = arrived == nprog - 1
-            tl.store(step_ptr, t + 1, mask=last)
-            tl.store(arrive_ptr, arrived * 0, mask=last)
+            advance_step(step_ptr, arrive_ptr, t)
     else:
         lr = _from_bits(lr_bits, F64)
     mu = _from_bits(momentum_bits, F64)
@@ -172,19 +131,6 @@ def _sgd_step_kernel(
                 g = buf
         p = tl.fma(g, -lr, p)
         tl.store(p_ptr + offs, p.to(p_raw.dtype), mask=mask)
-
-
-_SM_COUNT: dict[int, int] = {}
-
-
-def _max_programs(device: torch.device) -> int:
-    if device.type != "cuda":
-        # Interpreter: few programs, so the grid-stride loop and the arrival counter are exercised.
-        return 2
-    idx = device.index if device.index is not None else torch.cuda.current_device()
-    if idx not in _SM_COUNT:
-        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
-    return _SM_COUNT[idx] * 16
 
 
 def constexprs(
@@ -225,7 +171,7 @@ def launch_variants() -> list[tuple[torch.dtype, dict[str, int | bool]]]:
     seen: dict[tuple, tuple[torch.dtype, dict]] = {}
     flags = (False, True)
     for dtype, momentum, wd, nesterov, maximize, first, kind, warmup, increment in itertools.product(
-        DTYPES, (0.0, 0.9), (0.0, 1e-4), flags, flags, flags, (NO_SCHEDULE, PIECEWISE, GEOMETRIC, PERIODIC),
+        DTYPES, (0.0, 0.9), (0.0, 1e-4), flags, flags, flags, (NO_SCHEDULE, *KINDS),
         flags, flags,
     ):
         if nesterov and momentum == 0:  # FusedSGD refuses Nesterov without momentum
@@ -264,7 +210,7 @@ def sgd_step(
         raise TypeError(f"sgd_step steps {[str(d) for d in DTYPES]} parameters, got {p.dtype}")
     if n == 0 and not (schedule is not None and increment):
         return
-    grid = (max(1, min(triton.cdiv(n, BLOCK), _max_programs(p.device))),)
+    grid = (max(1, min(triton.cdiv(n, BLOCK), max_programs(p.device))),)
     if schedule is None:
         kind, warmup = NO_SCHEDULE, False
         step_t = arrive_t = si = p  # never read: KIND == 0 compiles those loads away
@@ -272,7 +218,7 @@ def sgd_step(
         increment = False
     else:
         kind, warmup, si, sf, step_t, arrive_t = schedule
-        if kind not in (PIECEWISE, GEOMETRIC, PERIODIC):
+        if kind not in KINDS:
             raise ValueError(f"unknown schedule kind {kind}")
     _sgd_step_kernel[grid](
         p,

@@ -7,8 +7,8 @@ an element's member is ``(offset - off) // n``. The host cuts the buffer into ti
 elements that never straddle two segments (``tiles[i] = (start, end, segment offset, n)``); programs walk
 the tiles. Per member the kernel reads its
 hyperparameters (float32 momentum, 1 - dampening, weight decay; int flags nesterov and "has momentum")
-and evaluates its schedule from the shared int64 step counter, exactly as :mod:`sgd_step` does for one
-optimizer (float64 schedule arithmetic, cast to float32), then applies torch.optim.SGD's update in
+and evaluates its schedule from the shared int64 step counter with the evaluator :mod:`sgd_step` uses
+(:func:`lrdecay.kernels.lr_schedule.schedule_lr`, float64, cast to float32), then applies torch.optim.SGD's update in
 torch's operation order with fused multiply-adds::
 
     g = fma(p, wd, g) if wd != 0
@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 from lrdecay.kernels import interpreting
-from lrdecay.kernels.sgd_step import _ipow, _max_programs
+from lrdecay.kernels.lr_schedule import advance_step, max_programs, schedule_lr
 
 __all__ = ["stacked_sgd_step", "make_tiles", "BLOCK", "interpreting"]
 
@@ -56,31 +56,13 @@ def make_tiles(members: int, sizes: list[int], block: int = BLOCK) -> list[tuple
 
 @triton.jit
 def _member_lr(t, m, meta_ptr, si_ptr, sf_ptr):
-    # The LR of member m at step t: its ScheduleCode evaluated like ScheduleCode.lr_at (float64).
+    # The LR of member m at step t: its ScheduleCode, found through meta[m], evaluated by the shared
+    # evaluator with the kind and warmup read at run time.
     kind = tl.load(meta_ptr + 4 * m)
-    warmup = tl.load(meta_ptr + 4 * m + 1)
+    warmup = tl.load(meta_ptr + 4 * m + 1) != 0
     si = si_ptr + tl.load(meta_ptr + 4 * m + 2)
     sf = sf_ptr + tl.load(meta_ptr + 4 * m + 3)
-    warm = tl.load(si)
-    in_warm = (warmup != 0) & (t < warm)
-    u = tl.where(warmup != 0, tl.where(in_warm, t * 0, t - warm), t)
-    lr = tl.load(sf + 1)
-    if kind == 1:  # PIECEWISE: values[#boundaries <= u]
-        n = tl.load(si + 1)
-        k = u * 0
-        for i in range(n):
-            k += (tl.load(si + 2 + i) <= u).to(tl.int64)
-        lr = tl.load(sf + 1 + k)
-    elif kind == 2:  # GEOMETRIC: base * gamma ** (u // period)
-        lr = tl.load(sf + 1) * _ipow(tl.load(sf + 2), u // tl.load(si + 1))
-    else:  # PERIODIC: mirrored table over one half period
-        half = tl.load(si + 1)
-        r = u % (2 * half)
-        r = tl.where(r > half, 2 * half - r, r)
-        lr = tl.load(sf + 1 + r)
-    start = tl.load(sf)
-    ramp = start + (1.0 - start) * t.to(tl.float64) / tl.maximum(warm, 1).to(tl.float64)
-    return tl.where(in_warm, lr * ramp, lr)
+    return schedule_lr(t, kind, warmup, si, sf)
 
 
 @triton.jit
@@ -149,11 +131,7 @@ def _stacked_sgd_kernel(
         if ANY_MOMENTUM:
             tl.store(m_ptr + offs, new_buf.to(p_raw.dtype), mask=mask)
         tl.store(p_ptr + offs, new_p.to(p_raw.dtype), mask=mask)
-    # Every program has read t before it arrives; the last to arrive advances the counter.
-    arrived = tl.atomic_add(arrive_ptr, 1, sem="acq_rel")
-    last = arrived == nprog - 1
-    tl.store(step_ptr, t + 1, mask=last)
-    tl.store(arrive_ptr, arrived * 0, mask=last)
+    advance_step(step_ptr, arrive_ptr, t)
 
 
 def stacked_sgd_step(
@@ -180,7 +158,7 @@ def stacked_sgd_step(
     Members whose momentum is 0 leave their part of ``m`` untouched.
     """
     n_tiles = tiles.shape[0]
-    grid = (max(1, min(n_tiles, _max_programs(p.device))),)
+    grid = (max(1, min(n_tiles, max_programs(p.device))),)
     any_momentum = m is not None
     _stacked_sgd_kernel[grid](
         p,
