@@ -126,7 +126,7 @@ def _load_npz_dataset(path: str, flag: str = "--data") -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from lrdecay.images import IMAGE_DATASETS
+    from lrdecay.data.load import IMAGE_DATASETS
     from lrdecay.trainer import TrainConfig, train
     from lrdecay.trainer.checkpoint import checkpoint_path
 
@@ -474,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lrdecay.experiments import NAMES, PRESETS as EXP_PRESETS
     from lrdecay.sweep.executors import EXECUTORS
-    from lrdecay.images import IMAGE_DATASETS
+    from lrdecay.data.load import IMAGE_DATASETS
 
     def add_experiment_flags(p: argparse.ArgumentParser, out_default: str) -> None:
         p.add_argument("--preset", choices=list(EXP_PRESETS), default=None,

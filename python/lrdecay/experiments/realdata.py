@@ -47,7 +47,7 @@ def kind(data: str | None) -> str:
 def check_data_args(data: str | None, data_dir: str | os.PathLike | None) -> tuple[str | None, str | None]:
     """Validate a reproduction's ``data`` / ``data_dir`` pair; returns them with ``data_dir`` absolute
     (so that ``~/data`` and ``/home/me/data`` name the same runs)."""
-    from lrdecay.images import IMAGE_DATASETS
+    from lrdecay.data.load import IMAGE_DATASETS
 
     if data is not None and (not isinstance(data, str) or data not in IMAGE_DATASETS):
         raise ValueError(f"data must be None (the synthetic pattern datasets) or one of {list(IMAGE_DATASETS)}, "
@@ -104,7 +104,7 @@ class ImageInfo:
 
 @functools.lru_cache(maxsize=8)
 def _info(data: str, data_dir: str | None, image_size: int) -> ImageInfo:
-    from lrdecay.images import load_images
+    from lrdecay.data.load import load_images
 
     kwargs: dict[str, Any] = {"size": image_size} if data == "folder" else {}
     train = load_images(data, data_dir, "train", **kwargs)
@@ -160,7 +160,7 @@ def check_configs(configs: Iterable[Any]) -> None:
 def other_cifar(data: str, data_dir: str | None) -> str | None:
     """The other CIFAR (``cifar100`` for ``cifar10`` and vice versa) when ``data_dir`` holds both of its
     splits, else None (also for digits and folders). A damaged file of it is an error, not a fallback."""
-    from lrdecay.images import DatasetNotFoundError
+    from lrdecay.data.image_dataset import DatasetNotFoundError
 
     other = {"cifar10": "cifar100", "cifar100": "cifar10"}.get(data)
     if other is None:

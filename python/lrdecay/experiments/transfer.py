@@ -349,7 +349,7 @@ def target_images(settings: Mapping[str, Any], seed: int):
     """The target task of real images for source seed ``seed``: (train, test) dicts with uint8 ``x``,
     ``y``, ``n_classes`` and ``class_names`` (class-balanced subsets seeded by ``seed``)."""
     from lrdecay.experiments import realdata
-    from lrdecay.images import load_images
+    from lrdecay.data.load import load_images
 
     target, data, root = settings["transfer_target"], settings["data"], settings.get("data_dir")
     out = []
@@ -384,7 +384,7 @@ def image_features(config, state, device, source=None):
 
     import torch
 
-    from lrdecay.augment import ImagePipeline
+    from lrdecay.data.augment import ImagePipeline
     from lrdecay.models import make_model
     from lrdecay.trainer.image_inputs import build_image_datasets
 

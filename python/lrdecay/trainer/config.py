@@ -48,7 +48,7 @@ def _activations():
 
 
 def _augments():
-    from lrdecay.augment import AUGMENTS
+    from lrdecay.data.augment import AUGMENTS
 
     return ["auto", *AUGMENTS]
 
@@ -314,8 +314,8 @@ class TrainConfig:
         self._validate_images()
 
     def _validate_images(self) -> None:
-        from lrdecay.augment import AUGMENTS
-        from lrdecay.images import IMAGE_DATASETS
+        from lrdecay.data.augment import AUGMENTS
+        from lrdecay.data.load import IMAGE_DATASETS
 
         if self.data is not None:
             _str("data", self.data)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from lrdecay.augment import ImagePipeline
+from lrdecay.data.augment import ImagePipeline
 from lrdecay.trainer.config import TrainConfig
 from lrdecay.trainer.inputs import DeviceData
 
@@ -20,7 +20,7 @@ def build_image_datasets(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
     ``cfg.data``: ``classes`` keeps those classes (both splits, relabelled in that order), a
     ``train_subset`` is a class-balanced subset (seeded by ``cfg.seed``), label noise flips training labels
     symmetrically (seeded by ``cfg.seed``)."""
-    from lrdecay.images import load_images
+    from lrdecay.data.load import load_images
 
     kwargs: dict[str, Any] = {}
     if cfg.data == "folder":

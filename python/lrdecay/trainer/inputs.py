@@ -213,8 +213,8 @@ def as_device_data(
 
 def _image_info(name: str, obj: Any, x) -> dict[str, Any]:
     """mean/std/default_augment of uint8 images: the object's own, else computed from the pixels."""
-    from lrdecay.augment import AUGMENTS
-    from lrdecay.images import channel_stats
+    from lrdecay.data.augment import AUGMENTS
+    from lrdecay.data.image_dataset import channel_stats
 
     c = int(x.shape[1])
     mean, std = _get(obj, "mean"), _get(obj, "std")
