@@ -157,12 +157,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dataset = _load_npz_dataset(args.data)
         test_sets = {"test": _load_npz_dataset(args.test_data, "--test-data")} if args.test_data else {}
     out = args.out if args.out is not None else run_dir
+    import warnings
+
+    from lrdecay.trainer import DivergedWarning, diverged_at
+
     try:
-        result = train(config, dataset=dataset, test_sets=test_sets, out_dir=out, resume=ckpt,
-                       overwrite=args.overwrite)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergedWarning)  # said once below, in the command's words
+            result = train(config, dataset=dataset, test_sets=test_sets, out_dir=out, resume=ckpt,
+                           overwrite=args.overwrite)
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    bad = diverged_at(result.history)
+    if bad is not None:
+        print(f"warning: the run diverged: its training loss turned non-finite (NaN or inf) in epoch {bad}, and "
+              f"its numbers from there on are meaningless; try a smaller --lr (was {config.lr:g})", file=sys.stderr)
     last = result.final
     test = "".join(f", {name} acc {r['acc']:.4f}" for name, r in last.get("test", {}).items())
     print(
@@ -339,6 +349,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    from lrdecay.trainer import diverged_at
+
+    for o in result.runs:
+        bad = diverged_at(o.history) if o.status == "done" else None
+        if bad is not None:
+            print(f"diverged: run {o.id} ({o.run.setting or 'seed ' + str(o.run.seed)}): its training loss turned "
+                  f"non-finite in epoch {bad} (lr {o.config.lr:g})", file=sys.stderr)
     for o in result.missing:
         what = o.run.setting or "seed " + str(o.run.seed)
         if o.status == "failed":

@@ -49,7 +49,8 @@ def load_npz(path: str, flag: str = "--data") -> dict:
     ``group``, ``flipped`` it has) plus ``group_names`` and ``n_classes`` when present.
 
     Raises ValueError naming ``flag`` and the file when it is missing, not an .npz archive, lacks ``x`` or
-    ``y``, declares more data than it holds, or declares ``n_classes`` outside ``[2, MAX_CLASSES]``.
+    ``y``, declares more data than it holds, has non-finite features, or declares ``n_classes`` outside
+    ``[2, MAX_CLASSES]``.
     Nothing else is checked here: the trainer validates shapes, dtypes and labels.
     """
     where = f"{flag} {path!r}"
@@ -69,6 +70,11 @@ def load_npz(path: str, flag: str = "--data") -> dict:
             for k in keys:
                 _declared_bytes(z, k, where)
             ds = {k: z[k] for k in NPZ_ARRAYS if k in z}
+            x = ds["x"]
+            if x.dtype.kind in "fc" and not np.isfinite(x).all():  # NaN features make every loss NaN
+                bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+                raise ValueError(f"{where}: x holds {bad} non-finite value(s) (NaN or inf); features must be "
+                                 f"finite numbers")
             if "group_names" in z:
                 ds["group_names"] = tuple(str(s) for s in z["group_names"])
             if "n_classes" in z:

@@ -11,7 +11,7 @@
 from lrdecay.trainer.checkpoint import CheckpointError, load_checkpoint
 from lrdecay.trainer.config import TrainConfig
 from lrdecay.trainer.logs import read_jsonl, write_csv
-from lrdecay.trainer.loop import Trainer, subseed, train
+from lrdecay.trainer.loop import DivergedWarning, Trainer, diverged_at, subseed, train
 from lrdecay.trainer.record import EpochRecord, RunRecord, RunResult, decays_in
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "train",
     "subseed",
     "decays_in",
+    "diverged_at",
+    "DivergedWarning",
     "CheckpointError",
     "load_checkpoint",
     "read_jsonl",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -35,13 +36,27 @@ from lrdecay.trainer.record import EpochRecord, RunResult, decays_in
 from lrdecay.trainer.stats import build_ledger, epoch_statistics
 from lrdecay.trainer.steps import TrainStep, amp_autocast, ctrl_c_requests_stop, epoch_permutation, subseed
 
-__all__ = ["Trainer", "train", "RunResult", "subseed", "decays_in"]
+__all__ = ["Trainer", "train", "RunResult", "subseed", "decays_in", "diverged_at", "DivergedWarning"]
 
 #: What a run writes into its out_dir (glob patterns): a folder from before output folders were marked
 #: may be overwritten if it holds only these.
 RUN_OUTPUTS = ("config.json", "log.jsonl", "log.csv", "*.pt", "*.pt.unreadable", "ledger.npz", "*.png", ".*.tmp",
                "snapshots")
 EpochCallback = Callable[["Trainer", EpochRecord], None]
+
+
+class DivergedWarning(RuntimeWarning):
+    """A run's training loss turned non-finite (NaN or inf): it diverged, usually from too large an LR.
+    The run trains on to its last epoch and writes all its files; the numbers after that epoch are noise."""
+
+
+def diverged_at(history: list[dict]) -> int | None:
+    """The first epoch whose training loss is not finite (NaN, inf, or null as JSON stores NaN), or None."""
+    for r in history:
+        loss = r.get("train_loss")
+        if loss is None or not np.isfinite(loss):
+            return int(r["epoch"])
+    return None
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -376,6 +391,10 @@ class Trainer:
         ``time.perf_counter()`` at its start. Returns the record."""
         record: EpochRecord = {"epoch": self.epoch + 1, "step": self.step_count, "lr": lr}
         record.update(self._epoch_statistics())
+        if not np.isfinite(record["train_loss"]) and diverged_at(self.history) is None:
+            warnings.warn(f"the training loss turned non-finite ({record['train_loss']}) in epoch {record['epoch']}: "
+                          f"the run diverged (lr {lr:g} too large?); it trains on and writes its files, but its "
+                          f"numbers from this epoch on are meaningless", DivergedWarning, stacklevel=2)
         if self.scheduler is not None:
             self.scheduler.step()
         if self.host_decay is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 __all__ = ["plot_history"]
@@ -32,15 +33,23 @@ def plot_history(records: list[dict], out_dir: str, *, decay_epochs=(), title: s
     paths = []
 
     fig, ax = subplots()
-    ax.plot(epochs, [r["train_loss"] for r in records], label="train loss")
+    # a diverged run's NaN / inf losses are gaps in the curves; log scale only with something to scale
+    shown = _finite([r["train_loss"] for r in records])
+    ax.plot(epochs, shown, label="train loss")
     for name in _test_names(records):
         xs, ys = _series(records, lambda r, name=name: r.get("test", {}).get(name, {}).get("loss"))
         if xs:
+            ys = _finite(ys)
+            shown += ys
             ax.plot(xs, ys, marker=".", label=f"{name} loss")
     _mark_decays(ax, decay_epochs)
+    bad = next((r["epoch"] for r in records if not math.isfinite(_finite([r["train_loss"]])[0])), None)
+    if bad is not None:
+        ax.axvline(bad - 0.5, color="r", linestyle=":", linewidth=1, label=f"loss non-finite from epoch {bad}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
-    ax.set_yscale("log")
+    if any(v > 0 for v in shown if math.isfinite(v)):
+        ax.set_yscale("log")
     ax.set_title(title or "loss")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -93,6 +102,15 @@ def _test_names(records):
             if k not in names:
                 names.append(k)
     return names
+
+
+def _finite(values) -> list[float]:
+    """The values as floats, NaN for each one that is None, NaN or infinite."""
+    out = []
+    for v in values:
+        v = float("nan") if v is None else float(v)
+        out.append(v if abs(v) != float("inf") else float("nan"))
+    return out
 
 
 def _series(records, get):
