@@ -32,7 +32,7 @@ from lrdecay.trainer.config import DATA_FIELDS, TrainConfig
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
 from lrdecay.trainer.inputs import DeviceData, as_device_data
 from lrdecay.trainer.logs import JsonlWriter, write_csv
-from lrdecay.trainer.record import EpochRecord, RunResult, decays_in
+from lrdecay.trainer.record import EpochRecord, RunResult, decays_in, diverged_at
 from lrdecay.trainer.stats import build_ledger, epoch_statistics
 from lrdecay.trainer.steps import TrainStep, amp_autocast, ctrl_c_requests_stop, epoch_permutation, subseed
 
@@ -48,15 +48,6 @@ EpochCallback = Callable[["Trainer", EpochRecord], None]
 class DivergedWarning(RuntimeWarning):
     """A run's training loss turned non-finite (NaN or inf): it diverged, usually from too large an LR.
     The run trains on to its last epoch and writes all its files; the numbers after that epoch are noise."""
-
-
-def diverged_at(history: list[dict]) -> int | None:
-    """The first epoch whose training loss is not finite (NaN, inf, or null as JSON stores NaN), or None."""
-    for r in history:
-        loss = r.get("train_loss")
-        if loss is None or not np.isfinite(loss):
-            return int(r["epoch"])
-    return None
 
 
 def _resolve_device(name: str) -> torch.device:

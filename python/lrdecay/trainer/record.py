@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypedDict
 
-__all__ = ["EpochRecord", "EvalRecord", "RunResult", "RunRecord", "decays_in", "DONE", "FAILED", "INTERRUPTED",
+__all__ = ["EpochRecord", "EvalRecord", "RunResult", "RunRecord", "decays_in", "diverged_at", "DONE", "FAILED", "INTERRUPTED",
            "STATUSES"]
 
 #: A run that trained all its epochs.
@@ -64,6 +65,16 @@ def decays_in(history: list[EpochRecord]) -> list[int]:
     """The epochs after which the LR dropped, read from a run's records (their ``lr``: the LR each epoch
     used): stage ends, for any schedule, including the host-side ones decided during the run."""
     return [a["epoch"] for a, b in zip(history, history[1:]) if b["lr"] < a["lr"]]
+
+
+def diverged_at(history: list[EpochRecord]) -> int | None:
+    """The first epoch whose training loss is not finite (NaN, inf, or null as JSON stores NaN), or None:
+    where a run diverged."""
+    for r in history:
+        loss = r.get("train_loss")
+        if loss is None or not math.isfinite(loss):
+            return int(r["epoch"])
+    return None
 
 
 @dataclass
