@@ -184,6 +184,7 @@ def test_sizes_at_the_caps_are_accepted():
     assert d.n_classes == MAX_CLASSES and d.n_groups == MAX_GROUPS
 
 
+@pytest.mark.slow  # a subprocess that imports torch
 def test_cli_train_on_an_npz_declaring_a_billion_classes_exits_2(tmp_path):
     import subprocess
     import sys
@@ -228,6 +229,7 @@ def test_png_declaring_far_more_pixels_than_the_requested_size_is_refused_before
     assert len(ds) == 6
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, also given
 def test_pillow_max_image_pixels_is_an_error_not_a_warning(tree, tmp_path, monkeypatch):
     from PIL import Image
 
