@@ -34,6 +34,7 @@ def read_table(path) -> list[dict]:
         return [{k: v for k, v in row.items() if k not in ("time", "elapsed")} for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_stopped_and_resumed_host_schedules_equal_an_uninterrupted_stacked_sweep(tmp_path):
     cfgs = host_schedule_configs()
     full = run_sweep(cfgs, tmp_path / "full", executor="stack", progress=False)
