@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from lrdecay.sweep.executors import EXECUTORS, make_executor
@@ -35,24 +35,54 @@ class RunsMissing(RuntimeError):
 
 @dataclass
 class RunOutcome:
-    """One run of a sweep as it stands: status, per-epoch history, ledger summary, snapshots on disk."""
+    """One run of a sweep as it stands: the run, its status in the folder (done, failed, partial,
+    pending), its stored :class:`~lrdecay.trainer.record.RunRecord` and its folder. ``history``,
+    ``ledger_summary``, ``wall_time``, ``error``, ``snapshot_epochs`` and ``resumed_from`` read the record
+    (a history only for a done or failed run, an error only for a failed one)."""
 
     run: Run
     status: str
-    history: list[EpochRecord]
-    ledger_summary: dict | None
-    wall_time: float | None
-    error: str | None
+    record: RunRecord
     out_dir: str
-    snapshot_epochs: list[int] = field(default_factory=list)
-    resumed_from: int | None = None
 
     @property
     def id(self) -> str:
+        """The run id."""
         return self.run.id
 
     @property
+    def history(self) -> list[EpochRecord]:
+        """The run's epoch records ([] while it is partial or pending)."""
+        return self.record.history if self.status in (DONE, FAILED) else []
+
+    @property
+    def ledger_summary(self) -> dict | None:
+        """The ledger's per-epoch summary (lists), None without a ledger or before the run finished."""
+        return self.record.ledger_summary
+
+    @property
+    def wall_time(self) -> float | None:
+        """Seconds its last attempt took."""
+        return self.record.wall_time
+
+    @property
+    def error(self) -> str | None:
+        """The traceback of a failed run (None otherwise)."""
+        return self.record.error if self.status == FAILED else None
+
+    @property
+    def snapshot_epochs(self) -> list[int]:
+        """Epochs whose model snapshot the run saved."""
+        return list(self.record.snapshots)
+
+    @property
+    def resumed_from(self) -> int | None:
+        """The completed epochs its last attempt started from."""
+        return self.record.resumed_from
+
+    @property
     def config(self) -> TrainConfig:
+        """The run's config."""
         return self.run.config
 
     @property
@@ -326,19 +356,9 @@ def run_sweep(
 def _result(store: SweepStore, name: str, runs: Sequence[Run], fin: dict, **kw) -> SweepResult:
     outcomes = []
     for r in runs:
-        res = store.read_result(r.id) or RunRecord(r.id, fin["status"][r.id])
         status = fin["status"][r.id]
-        outcomes.append(RunOutcome(
-            run=r,
-            status=status,
-            history=list(res.history) if status in (DONE, FAILED) else [],
-            ledger_summary=res.ledger_summary,
-            wall_time=res.wall_time,
-            error=res.error if status == FAILED else None,
-            out_dir=store.run_dir(r.id),
-            snapshot_epochs=list(res.snapshots),
-            resumed_from=res.resumed_from,
-        ))
+        record = store.read_result(r.id) or RunRecord(r.id, status)
+        outcomes.append(RunOutcome(run=r, status=status, record=record, out_dir=store.run_dir(r.id)))
     return SweepResult(store.out_dir, name, outcomes, fin["rows"], fin["columns"], parquet=fin.get("parquet"), **kw)
 
 
