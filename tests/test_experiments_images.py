@@ -419,3 +419,16 @@ def test_train_config_classes_selects_and_relabels(one_torch_thread, tmp_path, c
     assert json.loads((out / "config.json").read_text())["classes"] == [2, 7]
     err = _cli_error(capsys, ["train", "--data", "digits", "--classes", "2,x", "--out", str(tmp_path / "bad")])
     assert "--classes must be comma-separated class indices" in err
+
+
+def test_memorization_reads_noisy_runs_even_when_a_preset_has_clean_labels():
+    # Memorization needs flipped labels: where an image preset has none, it trains its own runs of the same
+    # setting with NOISE_IF_CLEAN; elsewhere it shares the other experiments' runs (same label noise).
+    from lrdecay.experiments import memorization
+
+    for data, presets in experiments.IMAGE_PRESETS.items():
+        root = None if data == "digits" else "/somewhere"
+        for p in presets:
+            base_noise = runner.resolve_settings(experiments.get("stages"), p, data=data, data_dir=root)["label_noise"]
+            mem = runner.resolve_settings(experiments.get("memorization"), p, data=data, data_dir=root)
+            assert mem["label_noise"] == (base_noise or memorization.NOISE_IF_CLEAN)
