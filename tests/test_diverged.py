@@ -58,6 +58,7 @@ def test_a_healthy_run_does_not_warn(tmp_path):
     assert diverged_at(res.history) is None
 
 
+@pytest.mark.slow
 def test_plots_of_non_finite_losses(tmp_path):
     # matplotlib's "Data cannot be log-scaled" reached the user as exit 2 when no loss was finite.
     from lrdecay.trainer.plots import plot_history

@@ -41,6 +41,7 @@ def test_run_all_passes_one_options_value_to_the_runner(monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_a_plan_holds_its_options_with_the_data_folder_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = experiments.plan(["stages", "complexity"], "tiny", seeds=[4], data="digits")

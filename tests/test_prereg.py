@@ -141,6 +141,7 @@ def test_reports_refuse_pilot_seeds():
     ["reproduce", "--preset", "quick", "--only", "stages", "--seeds", "1002"],
     ["run", "gd", "--preset", "tiny", "--seeds", "1001"],
 ])
+@pytest.mark.slow
 def test_reproduce_on_pilot_seeds_exits_2_and_writes_nothing(tmp_path, capsys, argv):
     out = tmp_path / "rep"
     code, stdout, err = _run([*argv, "--out", str(out)], capsys)
