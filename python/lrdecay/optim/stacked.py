@@ -8,7 +8,7 @@ stacked models it serves.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -21,6 +21,20 @@ from lrdecay.optim.lr_table import MemberTable, constant_code, step_counter
 from lrdecay.schedules import Schedule
 
 __all__ = ["StackedSGD"]
+
+
+@dataclass
+class _DeviceTables:
+    """What the stacked kernel reads besides the flat buffers: per-member LR codes, hyperparameters
+    (float32 momentum / 1 - dampening / weight decay) and flags (int32 nesterov / has momentum), the step
+    and arrival counters, and the tiles (made at the first triton step)."""
+
+    lrs: MemberTable
+    hyper: torch.Tensor
+    flags: torch.Tensor
+    step: torch.Tensor
+    arrive: torch.Tensor
+    tiles: torch.Tensor | None = None
 
 
 class StackedSGD(Optimizer):
@@ -142,19 +156,19 @@ class StackedSGD(Optimizer):
         return self.layout.flat_m
 
     # ----------------------------------------------------------------- schedules
-    def _build_tables(self) -> SimpleNamespace:
+    def _build_tables(self) -> _DeviceTables:
         dev = self.flat_p.device
         K, h = self.members, self._hyper
         codes = [constant_code(h["lr"][m]) if s is None else s.encode(h["lr"][m])
                  for m, s in enumerate(self.schedules)]
-        return SimpleNamespace(
+        return _DeviceTables(
             lrs=MemberTable(codes, dev),
             hyper=torch.tensor(
                 [(float(h["momentum"][m]), 1.0 - float(h["dampening"][m]), float(h["weight_decay"][m]))
                  for m in range(K)], dtype=torch.float32, device=dev),
             flags=torch.tensor([(int(self.nesterov[m]), int(h["momentum"][m] != 0)) for m in range(K)],
                                dtype=torch.int32, device=dev),
-            step=self._step_t, arrive=self._arrive_t, tiles=None,
+            step=self._step_t, arrive=self._arrive_t,
         )
 
     def lr_of(self, m: int, step: int | None = None) -> float:
