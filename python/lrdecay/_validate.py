@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["check_int", "check_real", "check_bool", "check_str"]
+__all__ = ["check_int", "check_real", "check_bool", "check_str", "loads_json"]
 
 _BOOLS = (bool, np.bool_)
 
@@ -78,3 +78,24 @@ def check_str(name: str, value: Any, choices: Iterable[str] | None = None) -> st
     if options is not None and value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+def loads_json(text: str | bytes, what: str) -> Any:
+    """Parse JSON written by a person (a config, a spec): ValueError naming ``what`` for invalid JSON, a
+    key given twice in one object (JSON lets the last one win silently) or nesting too deep to read."""
+    import json
+
+    def no_duplicates(pairs):
+        seen: dict = {}
+        for k, v in pairs:
+            if k in seen:
+                raise ValueError(f"{what} gives the key {k!r} twice in one object")
+            seen[k] = v
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to read") from None

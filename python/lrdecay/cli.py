@@ -40,9 +40,17 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from lrdecay._atomic import atomic_write
     from lrdecay.data import pattern_dataset
 
+    if not os.path.basename(args.out) or os.path.basename(args.out) in (".", "..", ".npz"):
+        raise ValueError(f"--out {args.out!r} names a folder; give the .npz file to write, e.g. "
+                         f"{os.path.join(args.out, 'data.npz')!r}")
     out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # what np.savez(path) would write
     if os.path.isdir(out):
         raise ValueError(f"--out {out} is a folder; give the .npz file to write")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out {out}: Not a directory: {parent!r} is a file")
     if os.path.exists(out) and not args.overwrite:
         raise ValueError(f"--out {out} already exists: pass --overwrite to replace it, or choose another name")
     ds = pattern_dataset(  # validates every argument before any work
@@ -339,6 +347,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from lrdecay.sweep import run_sweep
 
+    if not os.path.isfile(args.spec):  # never inline TOML from the command line: `seeds=3` is a missing file
+        raise ValueError(f"spec file {args.spec!r} " + ("is a folder" if os.path.isdir(args.spec) else "does not exist"))
+
     try:
         result = run_sweep(
             args.spec, args.out, executor=args.executor, workers=args.workers, address=args.address,
@@ -608,6 +619,19 @@ def _sigterm_is_ctrl_c(signum, frame) -> None:
     signal.raise_signal(signal.SIGINT)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a spec or config error may quote multi-line text)."""
+    return " ".join(str(exc).split("\n")) if str(exc) else type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError as one line naming the file: "No space left on device: 'runs/x/log.jsonl'"."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    files = " -> ".join(repr(os.fsdecode(n)) for n in names)
+    return f"{what}: {files}" if files else what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lrdecay`` console script (its exit statuses: :data:`EXIT_STATUSES`)."""
     parser = build_parser()
@@ -617,8 +641,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         restore = signal.signal(signal.SIGTERM, _sigterm_is_ctrl_c)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError) as exc:  # ImportError: an extra
-        parser.exit(EXIT_USAGE, f"lrdecay {args.command}: error: {exc}\n")
+    except (ValueError, TypeError, ImportError) as exc:  # ImportError: an optional extra is missing
+        parser.exit(EXIT_USAGE, f"lrdecay {args.command}: error: {_one_line(exc)}\n")
+    except OSError as exc:  # a full disk, a read-only file system, a path through a file, a folder as a file
+        parser.exit(EXIT_USAGE, f"lrdecay {args.command}: error: {_os_error(exc)}\n")
+    except RecursionError:
+        parser.exit(EXIT_USAGE, f"lrdecay {args.command}: error: an input file is nested too deeply to read\n")
+    except MemoryError as exc:
+        parser.exit(EXIT_USAGE, f"lrdecay {args.command}: error: out of memory{': ' + str(exc) if str(exc) else ''} "
+                                f"(a size argument too large?)\n")
+    except KeyboardInterrupt as exc:  # a command stopped before or after its own Ctrl-C handling
+        print(f"interrupted{': ' + _one_line(exc) if str(exc) else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if restore is not None:
             signal.signal(signal.SIGTERM, restore)

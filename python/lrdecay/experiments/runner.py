@@ -186,8 +186,10 @@ def resolve_seeds(default: Sequence[int] | None, seeds: Sequence[int] | int | No
     if isinstance(seeds, bool):
         raise TypeError(f"seeds must be an int >= 1 or a list of ints >= 0, got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a count >= 1 or a list of ints >= 0, got {seeds}")
+        from lrdecay.sweep.spec import MAX_RUNS
+
+        if not 1 <= seeds <= MAX_RUNS:  # a typo's 10**8 seeds is refused, not planned
+            raise ValueError(f"seeds must be a count >= 1 and <= {MAX_RUNS} or a list of ints >= 0, got {seeds}")
         seeds = list(range(seeds))
     seeds = list(seeds or [])
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):

@@ -35,6 +35,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -44,6 +45,8 @@ from lrdecay.trainer.config import UNHASHED_FIELDS, TrainConfig
 __all__ = ["SweepSpec", "Run", "SpecError", "load_spec", "run_id", "UNHASHED_FIELDS", "SPEC_KEYS"]
 
 SPEC_KEYS = ("name", "seeds", "base", "grid", "settings")
+#: The most runs one spec may make (a typo such as ``seeds = 1000000000000`` is refused, not planned).
+MAX_RUNS = 100_000
 
 # UNHASHED_FIELDS (re-exported here): the fields that change how a run is watched or where it runs, not its
 # numbers or its table rows; declared on TrainConfig's fields.
@@ -275,6 +278,10 @@ class SweepSpec:
     def _resolve(self) -> list[Run]:
         settings = self.settings or [{"name": ""}]
         axes = list(self.grid)
+        n = len(settings) * len(self.seeds) * math.prod(len(self.grid[a]) for a in axes)
+        if n > MAX_RUNS:
+            raise SpecError(f"the spec makes {n} runs (settings x grid x seeds), more than a sweep takes "
+                            f"({MAX_RUNS}): split it")
         points = list(itertools.product(*(self.grid[a] for a in axes))) if axes else [()]
         out: list[Run] = []
         seen: dict[str, str] = {}
@@ -323,7 +330,10 @@ def load_spec(path_or_text: str | os.PathLike | Mapping[str, Any]) -> SweepSpec:
         with open(s, "rb") as f:
             raw = f.read()
         is_json = s.lower().endswith(".json") or raw.lstrip().startswith(b"{")
-        text = raw.decode("utf-8")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"spec file {s!r} is not UTF-8 text: {exc}") from None
     elif s.lstrip().startswith("{"):
         is_json, text = True, s
     elif "=" in s or "\n" in s:
@@ -331,10 +341,12 @@ def load_spec(path_or_text: str | os.PathLike | Mapping[str, Any]) -> SweepSpec:
     else:
         raise SpecError(f"spec file {s!r} does not exist")
     if is_json:
+        from lrdecay._validate import loads_json
+
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"spec is not valid JSON: {exc}") from None
+            d = loads_json(text, "spec")
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
     else:
         try:
             import tomllib  # Python >= 3.11
@@ -344,6 +356,10 @@ def load_spec(path_or_text: str | os.PathLike | Mapping[str, Any]) -> SweepSpec:
             d = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"spec is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise SpecError("spec is nested too deeply to read") from None
+    if not isinstance(d, Mapping):
+        raise SpecError(f"spec must be a table / JSON object, got {type(d).__name__}")
     return SweepSpec.from_dict(d, base_dir=base_dir)
 
 
@@ -368,8 +384,8 @@ def _seeds(value: Any) -> list[int]:
     if isinstance(value, bool):
         raise SpecError(f"seeds must be a count >= 1 or a list of ints >= 0, got {value!r}")
     if isinstance(value, int):
-        if value < 1:
-            raise SpecError(f"seeds must be a count >= 1 or a list of ints >= 0, got {value}")
+        if not 1 <= value <= MAX_RUNS:
+            raise SpecError(f"seeds must be a count >= 1 and <= {MAX_RUNS} or a list of ints >= 0, got {value}")
         return list(range(value))
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise SpecError(f"seeds must be a count >= 1 or a non-empty list of ints >= 0, got {value!r}")
@@ -395,6 +411,13 @@ def _check_runnable(cfg: TrainConfig, where: str) -> None:
 
     if cfg.preset not in PRESETS:
         raise SpecError(f"{where}: preset must be one of {sorted(PRESETS)}, got {cfg.preset!r}")
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SpecError(f"{where}: device {cfg.device!r} but CUDA is not available (use cpu or auto)")
+    if cfg.data is not None and cfg.data_dir is not None and not os.path.isdir(os.path.expanduser(cfg.data_dir)):
+        raise SpecError(f"{where}: data_dir {cfg.data_dir!r} is not a folder")
     if cfg.batch_size is not None and cfg.batch_size > cfg.n_train:
         raise SpecError(
             f"{where}: batch_size must be in [1, n_train={cfg.n_train}] (or none for full-batch GD), "

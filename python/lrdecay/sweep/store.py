@@ -119,7 +119,14 @@ class SweepStore:
         except SpecError:
             raise
         except Exception as exc:
-            raise SpecError(f"out: {self.manifest_path!r} is not a readable sweep manifest: {exc}") from None
+            # a manifest cut short (a full disk, a crash of an older version): the run folders decide; if
+            # each is a run of this spec the folder is this sweep's, and open() writes the manifest anew
+            done = sorted(os.listdir(self.runs_dir)) if os.path.isdir(self.runs_dir) else []
+            if set(done) <= {r.id for r in runs}:
+                return runs
+            raise SpecError(f"out: {self.manifest_path!r} is not a readable sweep manifest ({exc}), and "
+                            f"{len(set(done) - {r.id for r in runs})} run folder(s) there are not runs of this "
+                            f"spec: pick an empty or new folder") from None
         old_ids = [r.id for r in old]
         new_ids = [r.id for r in runs]
         if set(old_ids) == set(new_ids) or (extend and set(old_ids) <= set(new_ids)):
@@ -148,7 +155,7 @@ class SweepStore:
         if os.path.exists(self.manifest_path):
             try:
                 manifest["created"] = read_json(self.manifest_path).get("created", manifest["created"])
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 pass
         self._write_manifest(manifest, runs)
 

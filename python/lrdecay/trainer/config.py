@@ -53,6 +53,17 @@ def _augments():
     return ["auto", *AUGMENTS]
 
 
+
+#: Bounds on the model's size fields: far above any model this package trains, far below what would
+#: overflow a tensor's size (``--width 3000000000`` is refused, not allocated).
+MAX_WIDTH = 2**16
+MAX_DEPTH = 2**10
+
+
+def _at_most(name: str, value: int, hi: int) -> None:
+    if value > hi:
+        raise ValueError(f"{name} must be an int <= {hi}, got {value}")
+
 @dataclass
 class TrainConfig:
     """Settings of one training run. ``TrainConfig.from_json(cfg.to_json()) == cfg``.
@@ -232,8 +243,12 @@ class TrainConfig:
         if isinstance(self.milestones, list):
             self.milestones = [m.item() if hasattr(m, "item") and getattr(m, "ndim", None) == 0 else m
                                for m in self.milestones]
+        from lrdecay.data.patterns import LIMITS
+
         _int("n_train", self.n_train, 1)
         _int("n_test", self.n_test, 0)
+        _at_most("n_train", self.n_train, LIMITS["max_n"])
+        _at_most("n_test", self.n_test, LIMITS["max_n"])
         _str("preset", self.preset)
         if self.label_noise is not None:
             _float("label_noise", self.label_noise, 0.0, 1.0)
@@ -245,8 +260,10 @@ class TrainConfig:
             raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {self.model!r}")
         if self.width is not None:
             _int("width", self.width, 1)
+            _at_most("width", self.width, MAX_WIDTH)
         if self.depth is not None:
             _int("depth", self.depth, 1)
+            _at_most("depth", self.depth, MAX_DEPTH)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         _bool("batchnorm", self.batchnorm)
@@ -405,14 +422,23 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> "TrainConfig":
         """Parse JSON text, or read a ``.json`` file when given a path."""
+        from lrdecay._validate import loads_json
+
         s = os.fspath(text_or_path)
+        what = "config"
         if not s.lstrip().startswith("{"):
-            with open(s, encoding="utf-8") as f:
-                s = f.read()
-        try:
-            d = json.loads(s)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"config is not valid JSON: {exc}") from None
+            if os.path.isdir(s):
+                raise ValueError(f"config {s!r} is a folder, not a JSON file")
+            what = f"config file {s!r}"
+            with open(s, "rb") as f:
+                raw = f.read()
+            try:
+                s = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{what} is not UTF-8 text: {exc}") from None
+        d = loads_json(s, what)
+        if not isinstance(d, dict):
+            raise ValueError(f"{what} must hold a JSON object of TrainConfig fields, got {type(d).__name__}")
         return cls.from_dict(d)
 
     def replace(self, **changes: Any) -> "TrainConfig":

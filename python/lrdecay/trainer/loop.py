@@ -17,6 +17,7 @@ steps together, then closes each member's epoch in its own trainer).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -50,6 +51,20 @@ EpochCallback = Callable[["Trainer", EpochRecord], None]
 class DivergedWarning(RuntimeWarning):
     """A run's training loss turned non-finite (NaN or inf): it diverged, usually from too large an LR.
     The run trains on to its last epoch and writes all its files; the numbers after that epoch are noise."""
+
+
+@contextlib.contextmanager
+def _model_fits(cfg: TrainConfig):
+    """A model too large for memory is a bad width / depth: ValueError naming them, not an allocator
+    traceback."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"the model ({cfg.model}, width {cfg.width}, depth {cfg.depth}) does not fit in "
+                         f"memory: {first}") from None
 
 
 class Trainer:
@@ -144,7 +159,10 @@ class Trainer:
         self.schedule = cfg.run_schedule()
 
         # ---- model (seeded init on the CPU, then moved: same init on every device)
-        self.model = (initial_model(cfg, self.data) if model is None else model).to(self.device)
+        if model is None:
+            with _model_fits(cfg):
+                model = initial_model(cfg, self.data)
+        self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         check_model(self.model, self.data, prepare=self._prepare, autocast=self._autocast,

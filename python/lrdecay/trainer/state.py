@@ -68,10 +68,24 @@ def state_dict(t) -> dict:
 
 
 def load_state(t, st: dict, path: str) -> None:
-    """Check ``st`` against ``t``'s signature (ValueError naming what differs), then load it into ``t``."""
+    """Check ``st`` against ``t``'s signature (ValueError naming what differs), then load it into ``t``
+    (a :class:`~lrdecay.trainer.checkpoint.CheckpointError` when the file lacks a part of the state)."""
+    from lrdecay.trainer.checkpoint import CheckpointError
+
     sig, mine = st.get("signature"), signature(t)
+    if sig is None and set(st) == {"epoch", "model"}:
+        raise ValueError(f"resume: {path!r} is a model snapshot (the weights at epoch {st['epoch']}), not a "
+                         f"checkpoint to resume: resume from the run's checkpoint.pt")
     if not isinstance(sig, dict) or sig.get("format") != FORMAT:
         raise ValueError(f"resume: {path!r} is not a checkpoint of this lrdecay version")
+    try:
+        _load_checked(t, st, path, sig, mine)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"resume: {path!r} is an incomplete or damaged lrdecay checkpoint "
+                              f"({type(exc).__name__}: {exc})") from None
+
+
+def _load_checked(t, st: dict, path: str, sig: dict, mine: dict) -> None:
     # a field added after the checkpoint was written compares as its default
     theirs = {**TrainConfig.default_identity(), **sig["identity"]}
     if theirs != mine["identity"]:
