@@ -38,8 +38,9 @@ WIDTH, DEPTH, BATCH = 256, 2, 128
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """(folder or None for the search, what it is): the installed Fashion-MNIST, else generated IDX files."""
+def data_dir(tmp_path_factory, request):
+    """(folder or None for the search, what it is): the installed Fashion-MNIST, else generated IDX files
+    (60,000 + 10,000 images when timed; 2,000 + 500 under --benchmark-disable, which uses 2,000)."""
     try:
         mnist_family("fashion-mnist", None, "test")
         return None, "fashion-mnist (installed)"
@@ -48,8 +49,9 @@ def data_dir(tmp_path_factory):
         folder = tmp_path_factory.mktemp("idx")
         make = lambda n: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),  # noqa: E731
                           rng.integers(0, 10, n, dtype=np.uint8))
-        write_mnist_family(folder, make(60_000), make(10_000))
-        return str(folder), "generated IDX files (60,000 random 28×28 images)"
+        n_train, n_test = (2_000, 500) if request.config.getoption("benchmark_disable", False) else (60_000, 10_000)
+        write_mnist_family(folder, make(n_train), make(n_test))
+        return str(folder), f"generated IDX files ({n_train:,} random 28×28 images)"
 
 
 class TorchvisionStyle(Dataset):
