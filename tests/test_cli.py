@@ -12,19 +12,9 @@ from lrdecay.cli import build_parser, main
 from lrdecay.data import pattern_dataset
 from lrdecay.trainer import TrainConfig, read_jsonl
 
-from support import strip
+from support import run_cli, strip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _run(argv, capsys):
-    """(exit code, stdout, stderr) of ``lrdecay argv``."""
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _help(argv) -> str:
@@ -69,22 +59,22 @@ def test_data_help_shows_defaults_and_choices():
 def test_data_refuses_to_replace_a_file_unless_told(tmp_path, capsys):
     # Regression: `lrdecay data --out` replaced an existing file, and not atomically.
     out = tmp_path / "d.npz"
-    assert _run(["data", "--n", "50", "--seed", "1", "--out", str(out)], capsys)[0] == 0
+    assert run_cli(["data", "--n", "50", "--seed", "1", "--out", str(out)], capsys)[0] == 0
     before = out.read_bytes()
-    code, stdout, err = _run(["data", "--n", "60", "--seed", "2", "--out", str(out)], capsys)
+    code, stdout, err = run_cli(["data", "--n", "60", "--seed", "2", "--out", str(out)], capsys)
     assert code == 2 and "already exists: pass --overwrite" in err and stdout == ""
     assert out.read_bytes() == before
-    assert _run(["data", "--n", "60", "--seed", "2", "--out", str(out), "--overwrite"], capsys)[0] == 0
+    assert run_cli(["data", "--n", "60", "--seed", "2", "--out", str(out), "--overwrite"], capsys)[0] == 0
     with np.load(out) as z:
         assert np.array_equal(z["x"], pattern_dataset(60, seed=2).x)
     # without the .npz suffix the file still gets it, as np.savez(path) would name it
-    assert _run(["data", "--n", "5", "--out", str(tmp_path / "e")], capsys)[0] == 0
+    assert run_cli(["data", "--n", "5", "--out", str(tmp_path / "e")], capsys)[0] == 0
     assert (tmp_path / "e.npz").is_file()
 
 
 def test_data_killed_mid_write_leaves_the_old_file(tmp_path, capsys, monkeypatch):
     out = tmp_path / "d.npz"
-    assert _run(["data", "--n", "50", "--out", str(out)], capsys)[0] == 0
+    assert run_cli(["data", "--n", "50", "--out", str(out)], capsys)[0] == 0
     before = out.read_bytes()
 
     def dies_half_way(f, **arrays):
@@ -103,7 +93,7 @@ def test_data_bad_arguments_write_nothing(tmp_path, capsys):
                       (["--label-noise", "1.5"], "label_noise must be"),
                       (["--seed", "-1"], "seed must be"),
                       (["--preset", "nope"], "invalid choice")]:
-        code, stdout, err = _run(["data", *argv, "--out", str(out)], capsys)
+        code, stdout, err = run_cli(["data", *argv, "--out", str(out)], capsys)
         assert code == 2 and re.search(msg, err) and stdout == "", argv
     assert not (tmp_path / "sub").exists()
 
@@ -142,7 +132,7 @@ def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, c
         i = args.index("--device") if extra[0] == "--device" else None
         if i is not None:
             del args[i : i + 2]
-        code, stdout, err = _run([*args, *extra], capsys)
+        code, stdout, err = run_cli([*args, *extra], capsys)
         assert code == 2 and re.search(msg, err), (extra, err)
         assert stdout == "", extra
         assert not run.exists(), extra
@@ -151,12 +141,12 @@ def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, c
 @pytest.mark.slow
 def test_train_twice_into_one_folder_needs_resume_or_overwrite(tmp_path, capsys):
     run = tmp_path / "run"
-    assert _run(_train_args(tmp_path, "--out", str(run)), capsys)[0] == 0
+    assert run_cli(_train_args(tmp_path, "--out", str(run)), capsys)[0] == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lrdecay-run"}
-    code, _, err = _run(_train_args(tmp_path, "--out", str(run), "--lr", "0.05"), capsys)
+    code, _, err = run_cli(_train_args(tmp_path, "--out", str(run), "--lr", "0.05"), capsys)
     assert code == 2 and "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lrdecay-run"} == before
-    assert _run(_train_args(tmp_path, "--out", str(run), "--lr", "0.05", "--overwrite"), capsys)[0] == 0
+    assert run_cli(_train_args(tmp_path, "--out", str(run), "--lr", "0.05", "--overwrite"), capsys)[0] == 0
     assert TrainConfig.from_json(run / "config.json").lr == 0.05
 
 
@@ -167,7 +157,7 @@ def test_train_resume_takes_the_run_folder_and_its_config(tmp_path, capsys):
     from lrdecay.trainer import Trainer
 
     full, part = tmp_path / "full", tmp_path / "part"
-    assert _run(_train_args(tmp_path, "--out", str(full)), capsys)[0] == 0
+    assert run_cli(_train_args(tmp_path, "--out", str(full)), capsys)[0] == 0
     # a run of the same config stopped after 2 of its 3 epochs (as Ctrl-C leaves it)
     cfg = TrainConfig.from_json(full / "config.json")
     stopped = Trainer(cfg, dataset=_load_npz_dataset(str(tmp_path / "d.npz")), test_sets={}, out_dir=part)
@@ -176,7 +166,7 @@ def test_train_resume_takes_the_run_folder_and_its_config(tmp_path, capsys):
     stopped.save_checkpoint()
     stopped.close()
     # resume by folder: the run's own config.json is the config, and the folder is the output
-    code, stdout, err = _run(["train", "--resume", str(part), "--data", str(tmp_path / "d.npz")], capsys)
+    code, stdout, err = run_cli(["train", "--resume", str(part), "--data", str(tmp_path / "d.npz")], capsys)
     assert code == 0, err
     assert f"logs in {part}" in stdout
     assert strip(read_jsonl(part / "log.jsonl")) == strip(read_jsonl(full / "log.jsonl"))

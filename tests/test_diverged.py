@@ -8,21 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from lrdecay.cli import EXIT_OK, EXIT_USAGE, main
+from lrdecay.cli import EXIT_OK, EXIT_USAGE
 from lrdecay.trainer import DivergedWarning, TrainConfig, diverged_at, train
+from support import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RUN_FILES = ("config.json", "log.jsonl", "log.csv", "checkpoint.pt", "ledger.npz", "loss.png", "accuracy.png")
-
-
-def _run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _tiny(**kw) -> TrainConfig:
@@ -72,7 +64,7 @@ def test_plots_of_non_finite_losses(tmp_path):
 
 def test_cli_train_says_the_run_diverged_and_exits_0(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = _run(["train", "--preset", "toy", "--n-train", "200", "--n-test", "50", "--width", "8",
+    code, stdout, err = run_cli(["train", "--preset", "toy", "--n-train", "200", "--n-test", "50", "--width", "8",
                               "--depth", "2", "--epochs", "3", "--milestones", "1", "--batch-size", "50",
                               "--lr", "1e30", "--device", "cpu", "--out", str(out)], capsys)
     assert code == EXIT_OK, err
@@ -86,7 +78,7 @@ def test_cli_sweep_names_diverged_runs(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text('name = "div"\nseeds = 1\n[base]\npreset = "toy"\nn_train = 200\nn_test = 50\nwidth = 8\n'
                     'depth = 2\nepochs = 2\nmilestones = [1]\nbatch_size = 50\ndevice = "cpu"\n[grid]\nlr = [0.1, 1e30]\n')
-    code, stdout, err = _run(["sweep", str(spec), "--out", str(tmp_path / "sw"), "--executor", "stack"], capsys)
+    code, stdout, err = run_cli(["sweep", str(spec), "--out", str(tmp_path / "sw"), "--executor", "stack"], capsys)
     assert code == EXIT_OK, err
     assert err.count("diverged: run") == 1 and "non-finite in epoch 1 (lr 1e+30)" in err
 
@@ -98,7 +90,7 @@ def test_cli_refuses_non_finite_features(tmp_path, capsys, bad):
     x[rng.integers(60), rng.integers(4)] = bad
     np.savez(tmp_path / "d.npz", x=x, y=rng.integers(0, 3, 60))
     out = tmp_path / "run"
-    code, stdout, err = _run(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--device", "cpu",
+    code, stdout, err = run_cli(["train", "--data", str(tmp_path / "d.npz"), "--epochs", "1", "--device", "cpu",
                               "--out", str(out)], capsys)
     assert code == EXIT_USAGE and "1 non-finite value(s)" in err and "d.npz" in err
     assert not out.exists()

@@ -10,20 +10,11 @@ import os
 import numpy as np
 import pytest
 
-from lrdecay.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_MISSING, EXIT_STATUSES, EXIT_USAGE, build_parser, main
+from lrdecay.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_MISSING, EXIT_STATUSES, EXIT_USAGE, build_parser
 from lrdecay.trainer import TrainConfig, Trainer, read_jsonl
+from support import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _run(argv, capsys):
-    """(exit code, stdout, stderr) of ``lrdecay argv``."""
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _snapshot(folder) -> dict:
@@ -92,7 +83,7 @@ def test_a_run_that_raised_after_its_checkpoint_counts_as_failed(tmp_path, monke
     _fail_after_first_checkpoint(monkeypatch, seed=1)
     argv = ["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack",
             "--checkpoint-seconds", "0", *([] if stack else ["--no-stack"])]
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == EXIT_RUNS_MISSING, err
     assert "failed: run" in err and "disk on fire" in err and "missing from the table" in err
     manifest = json.loads((tmp_path / "sw" / "sweep.json").read_text())
@@ -100,7 +91,7 @@ def test_a_run_that_raised_after_its_checkpoint_counts_as_failed(tmp_path, monke
     assert all("disk on fire" in f["error"] for f in manifest["failed"])
     # a rerun resumes the failed run from its checkpoint and finishes it
     monkeypatch.undo()
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == EXIT_OK, err
     assert "2 runs (2 done)" in out
     manifest = json.loads((tmp_path / "sw" / "sweep.json").read_text())
@@ -113,14 +104,14 @@ def test_a_run_folder_holding_another_configs_checkpoint_fails_the_sweep(tmp_pat
 
     (tmp_path / "s.toml").write_text(SPEC)
     argv = ["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack"]
-    assert _run(argv, capsys)[0] == EXIT_OK
+    assert run_cli(argv, capsys)[0] == EXIT_OK
     res = load_sweep(tmp_path / "sw")
     a, b = res.runs
     # b's folder gets a's checkpoint, and b is not done any more
     (tmp_path / "sw" / "runs" / b.id / "checkpoint.pt").write_bytes((tmp_path / "sw" / "runs" / a.id / "checkpoint.pt").read_bytes())
     (tmp_path / "sw" / "runs" / b.id / "result.json").unlink()
     for _ in range(2):
-        code, out, err = _run(argv, capsys)
+        code, out, err = run_cli(argv, capsys)
         assert code == EXIT_RUNS_MISSING, err
         assert f"failed: run {b.id}" in err
 
@@ -130,7 +121,7 @@ def test_a_result_json_of_another_run_is_not_trusted(tmp_path, capsys):
 
     (tmp_path / "s.toml").write_text(SPEC)
     argv = ["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack"]
-    assert _run(argv, capsys)[0] == EXIT_OK
+    assert run_cli(argv, capsys)[0] == EXIT_OK
     a, b = load_sweep(tmp_path / "sw").runs
     rows_before = (tmp_path / "sw" / "table.csv").read_text()
     for name in os.listdir(tmp_path / "sw" / "runs" / b.id):
@@ -138,7 +129,7 @@ def test_a_result_json_of_another_run_is_not_trusted(tmp_path, capsys):
             os.unlink(tmp_path / "sw" / "runs" / b.id / name)
     (tmp_path / "sw" / "runs" / b.id / "result.json").write_bytes((tmp_path / "sw" / "runs" / a.id / "result.json").read_bytes())
     assert load_sweep(tmp_path / "sw")[b.id].status == "pending"
-    code, out, err = _run(argv, capsys)  # b is trained again, not read from a's result
+    code, out, err = run_cli(argv, capsys)  # b is trained again, not read from a's result
     assert code == EXIT_OK, err
     assert json.loads((tmp_path / "sw" / "runs" / b.id / "result.json").read_text())["id"] == b.id
     assert (tmp_path / "sw" / "table.csv").read_text().count("\n") == rows_before.count("\n")
@@ -157,7 +148,7 @@ def test_reproduce_with_a_failed_run_says_so_and_exits_runs_missing(tmp_path, mo
 
     monkeypatch.setattr(Trainer, "close_epoch", close_epoch)
     out = tmp_path / "rep"
-    code, stdout, err = _run(["run", "memorization", "--preset", "tiny", "--seeds", "0,1", "--workers", "1",
+    code, stdout, err = run_cli(["run", "memorization", "--preset", "tiny", "--seeds", "0,1", "--workers", "1",
                               "--device", "cpu", "--out", str(out)], capsys)
     assert code == EXIT_RUNS_MISSING, err
     assert "training run(s) failed" in err and "disk on fire" in err and "IndexError" not in err
@@ -176,7 +167,7 @@ def _train_args(tmp_path, *extra):
             "--depth", "1", "--milestones", "2", "--optimizer", "torch", "--device", "cpu", "--no-ledger", *extra]
 
 
-def _stopped_run(tmp_path, folder, epochs_done: int = 2):
+def _stoppedrun_cli(tmp_path, folder, epochs_done: int = 2):
     """A run of the _train_args config stopped after ``epochs_done`` of its 3 epochs, in ``folder``."""
     from lrdecay.cli import _load_npz_dataset
 
@@ -194,20 +185,20 @@ def _stopped_run(tmp_path, folder, epochs_done: int = 2):
 def test_train_resume_into_a_folder_holding_another_run_is_refused(tmp_path, capsys):
     # It exited 0 and B's config, log, checkpoint and ledger then held A's run.
     a, b = tmp_path / "A", tmp_path / "B"
-    assert _run(_train_args(tmp_path, "--out", str(b), "--lr", "0.05"), capsys)[0] == EXIT_OK
-    _stopped_run(tmp_path, a)
+    assert run_cli(_train_args(tmp_path, "--out", str(b), "--lr", "0.05"), capsys)[0] == EXIT_OK
+    _stoppedrun_cli(tmp_path, a)
     before_a, before_b = _snapshot(a), _snapshot(b)
-    code, out, err = _run(["train", "--resume", str(a), "--out", str(b), "--data", str(tmp_path / "d.npz")], capsys)
+    code, out, err = run_cli(["train", "--resume", str(a), "--out", str(b), "--data", str(tmp_path / "d.npz")], capsys)
     assert code == EXIT_USAGE and out == ""
     assert "already holds a run" in err and "another folder" in err
     assert _snapshot(a) == before_a and _snapshot(b) == before_b
     # into a new folder: A's run continues there, A untouched
     c = tmp_path / "C"
-    code, out, err = _run(["train", "--resume", str(a), "--out", str(c), "--data", str(tmp_path / "d.npz")], capsys)
+    code, out, err = run_cli(["train", "--resume", str(a), "--out", str(c), "--data", str(tmp_path / "d.npz")], capsys)
     assert code == EXIT_OK, err
     assert _snapshot(a) == before_a and len(read_jsonl(c / "log.jsonl")) == 3
     # --overwrite does not go with --resume
-    code, out, err = _run(["train", "--resume", str(a), "--out", str(b), "--overwrite", "--data",
+    code, out, err = run_cli(["train", "--resume", str(a), "--out", str(b), "--overwrite", "--data",
                            str(tmp_path / "d.npz")], capsys)
     assert code == EXIT_USAGE and "exclude each other" in err
     assert _snapshot(a) == before_a and _snapshot(b) == before_b
@@ -217,7 +208,7 @@ def test_train_resume_into_a_folder_holding_another_run_is_refused(tmp_path, cap
 @pytest.mark.parametrize("workers", ["-3", "0"])
 def test_regime_refuses_bad_workers_before_creating_anything(tmp_path, capsys, workers):
     out = tmp_path / "reg"
-    code, stdout, err = _run(["regime", "--out", str(out), "--workers", workers], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--workers", workers], capsys)
     assert code == EXIT_USAGE and "--workers must be >= 1" in err
     assert not out.exists()
 
@@ -225,11 +216,11 @@ def test_regime_refuses_bad_workers_before_creating_anything(tmp_path, capsys, w
 def test_regime_phase_2_without_phase_1_says_so(tmp_path, capsys):
     # It wrote "no setting meets the premise" (and a table) into an empty folder.
     out = tmp_path / "reg"
-    code, stdout, err = _run(["regime", "--out", str(out), "--phase", "2"], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--phase", "2"], capsys)
     assert code == EXIT_USAGE and "phase 1" in err and "premise" not in stdout + err
     assert not out.exists()
     out.mkdir()
-    code, stdout, err = _run(["regime", "--out", str(out), "--phase", "2", "--resume"], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--phase", "2", "--resume"], capsys)
     assert code == EXIT_USAGE and "phase 1" in err
     assert os.listdir(out) == []
 
@@ -249,13 +240,13 @@ def test_regime_follows_the_output_folder_rule(tmp_path, monkeypatch, capsys):
     (out / "table.csv").write_text("mine\n")
     (out / "notes.txt").write_text("mine too\n")
     before = _snapshot(out)
-    code, stdout, err = _run(["regime", "--out", str(out), "--phase", "1"], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--phase", "1"], capsys)
     assert code == EXIT_USAGE and "--resume" in err and "--overwrite" in err
-    code, stdout, err = _run(["regime", "--out", str(out), "--phase", "1", "--overwrite"], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--phase", "1", "--overwrite"], capsys)
     assert code == EXIT_USAGE and "notes.txt" in err
     assert _snapshot(out) == before and trained == []
     # --resume continues there (nothing to train here: the stub), rewriting the search's own files
-    code, stdout, err = _run(["regime", "--out", str(out), "--phase", "1", "--resume"], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--phase", "1", "--resume"], capsys)
     assert code == EXIT_OK, err
     assert len(trained) == 1 and (out / "notes.txt").read_text() == "mine too\n"
     assert (out / "table.csv").read_text() != "mine\n" and (out / "selection.json").exists()

@@ -10,8 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from lrdecay.cli import EXIT_OK, EXIT_USAGE, main
+from lrdecay.cli import EXIT_OK, EXIT_USAGE
 from lrdecay.trainer import TrainConfig, Trainer
+from support import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,17 +35,8 @@ device = "cpu"
 """
 
 
-def _run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _refused(argv, capsys, *needles):
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == EXIT_USAGE, (argv, err)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     for n in needles:
@@ -80,7 +72,7 @@ def test_sweep_and_sweep_plot_on_a_full_disk(tmp_path, capsys, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(store, "_write_csv", _raiser(errno.ENOSPC, str(tmp_path / "sw" / "table.csv")))
         _refused(argv, capsys, "No space left on device", "table.csv")
-    assert _run(argv, capsys)[0] == EXIT_OK  # the disk has room again: the rerun finishes the folder
+    assert run_cli(argv, capsys)[0] == EXIT_OK  # the disk has room again: the rerun finishes the folder
     from matplotlib.figure import Figure
 
     monkeypatch.setattr(Figure, "savefig", _raiser(errno.ENOSPC, "map.png"))
@@ -159,7 +151,7 @@ def test_non_utf8_spec_and_config_name_the_file(tmp_path, capsys):
     _refused(["train", *TINY, "--config", str(tmp_path / "l.json")], capsys, "must hold a JSON object")
 
 
-def test_specs_that_cannot_run_are_refused_before_any_run(tmp_path, capsys):
+def test_specs_that_cannot_run_are_refused_before_anyrun_cli(tmp_path, capsys):
     import torch
 
     cases = [('data = "cifar10"\ndata_dir = "' + str(tmp_path / "nowhere") + '"', "is not a folder")]
@@ -206,11 +198,11 @@ def test_a_checksum_valid_checkpoint_missing_keys(tmp_path, capsys):
 def test_a_truncated_manifest_does_not_lock_an_intact_folder_out(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(SPEC.replace("seeds = 1", "seeds = 2"))
     argv = ["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack"]
-    assert _run(argv, capsys)[0] == EXIT_OK
+    assert run_cli(argv, capsys)[0] == EXIT_OK
     table = (tmp_path / "sw" / "table.csv").read_text()
     m = tmp_path / "sw" / "sweep.json"
     m.write_bytes(m.read_bytes()[: len(m.read_bytes()) // 2])
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == EXIT_OK, err
     assert "2 runs (2 done)" in out and json.loads(m.read_text())["counts"]["done"] == 2
     assert (tmp_path / "sw" / "table.csv").read_text() == table
@@ -226,10 +218,10 @@ def test_a_result_json_that_is_not_an_object(tmp_path, capsys):
 
     (tmp_path / "s.toml").write_text(SPEC)
     argv = ["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "stack"]
-    assert _run(argv, capsys)[0] == EXIT_OK
+    assert run_cli(argv, capsys)[0] == EXIT_OK
     (run,) = load_sweep(tmp_path / "sw").runs
     (tmp_path / "sw" / "runs" / run.id / "result.json").write_text("[1, 2, 3]")
     assert load_sweep(tmp_path / "sw")[run.id].status == "partial"  # not done: its checkpoint resumes it
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == EXIT_OK, err
     assert load_sweep(tmp_path / "sw")[run.id].status == "done"

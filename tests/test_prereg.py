@@ -12,22 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lrdecay.cli import main
 from lrdecay.experiments import prereg
 from lrdecay.experiments import regime as r
+from support import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIME_DIR = ROOT / "docs" / "regime"
-
-
-def _run(argv, capsys):
-    """(exit code, stdout, stderr) of ``lrdecay argv``."""
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _copy(tmp_path, edit=None) -> Path:
@@ -144,7 +134,7 @@ def test_reports_refuse_pilot_seeds():
 @pytest.mark.slow
 def test_reproduce_on_pilot_seeds_exits_2_and_writes_nothing(tmp_path, capsys, argv):
     out = tmp_path / "rep"
-    code, stdout, err = _run([*argv, "--out", str(out)], capsys)
+    code, stdout, err = run_cli([*argv, "--out", str(out)], capsys)
     assert code == 2
     assert "are pilot seeds of the pre-registration 'patterns'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -168,7 +158,7 @@ def test_report_names_the_preregistration(tmp_path):
 @pytest.mark.slow
 def test_reproduce_prints_the_hash(tmp_path, capsys, one_torch_thread):
     out = tmp_path / "rep"
-    code, stdout, err = _run(["reproduce", "--preset", "tiny", "--only", "beliefs", "--seeds", "1",
+    code, stdout, err = run_cli(["reproduce", "--preset", "tiny", "--only", "beliefs", "--seeds", "1",
                               "--workers", "1", "--out", str(out)], capsys)
     assert code == 0, err
     line = f"pre-registration 'patterns' (patterns.toml) sha256 {prereg.COMMITTED_SHA256['patterns']}: the committed file"
@@ -182,7 +172,7 @@ def test_regime_reports_the_hash_and_reproduces_the_committed_selection(tmp_path
     out = tmp_path / "regime"
     out.mkdir()
     shutil.copy(REGIME_DIR / "runs.jsonl", out / "runs.jsonl")
-    code, stdout, err = _run(["regime", "--out", str(out), "--workers", "1", "--resume"], capsys)
+    code, stdout, err = run_cli(["regime", "--out", str(out), "--workers", "1", "--resume"], capsys)
     assert code == 0, err
     assert f"sha256 {prereg.COMMITTED_SHA256['patterns']}: the committed file" in stdout
     assert "quick: w512-n50000-noise0.4-ps10-clean-10-10-10-wd0.002" in stdout

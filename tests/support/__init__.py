@@ -162,3 +162,16 @@ def augment_reference(x, idx, seed, mean, std, augment, p):
                 img = img[:, :, ::-1]
         out[i] = img.astype(np.float32) * scale[:, None, None] + shift[:, None, None]
     return out
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, stderr) of ``lrdecay argv`` run in this process (``main``'s return value or
+    the code of the ``SystemExit`` argparse raises)."""
+    from lrdecay.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
