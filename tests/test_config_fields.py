@@ -39,12 +39,25 @@ def test_a_field_without_roles_is_refused():
         F.flag_specs(Partly)
 
 
+def test_the_schedule_role_must_agree_with_the_registry():
+    @dataclasses.dataclass
+    class Claims:  # step_size is read by the step schedule
+        step_size: int = F.config_field(1, roles=[F.HASHED], help="a")
+
+    @dataclasses.dataclass
+    class Overclaims:  # no schedule reads width
+        width: int = F.config_field(1, roles=[F.HASHED, F.SCHEDULE], help="a")
+
+    with pytest.raises(TypeError, match="'step_size'.*readers: \\('step',\\)"):
+        F.check_roles(Claims)
+    with pytest.raises(TypeError, match="'width'.*readers: \\(\\)"):
+        F.check_roles(Overclaims)
+
+
 @pytest.mark.parametrize("kwargs, msg", [
     (dict(roles=[F.DATA], help="x"), "exactly one of 'hashed' and 'unhashed'"),
     (dict(roles=[F.HASHED, F.UNHASHED], help="x"), "exactly one of"),
     (dict(roles=[F.HASHED, "colour"], help="x"), r"roles must be among .*got \['colour'\]"),
-    (dict(roles=[F.HASHED, F.SCHEDULE], help="x"), "schedules exactly when"),
-    (dict(roles=[F.HASHED], schedules=["step"], help="x"), "schedules exactly when"),
     (dict(roles=[F.HASHED], help=" "), "help must be"),
 ])
 def test_config_field_refuses_an_incomplete_declaration(kwargs, msg):

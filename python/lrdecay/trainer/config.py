@@ -19,7 +19,6 @@ __all__ = ["TrainConfig", "SCHEDULES", "HOST_SCHEDULES", "OPTIMIZERS", "UNHASHED
 
 from lrdecay.trainer.fields import DATA, HASHED, OBSERVATION, PER_MEMBER, SCHEDULE, UNHASHED, check_roles
 from lrdecay.trainer.fields import config_field, fields_with, schedule_fields
-from lrdecay.optim.registry import readers_of
 from lrdecay.trainer.schedule import FIXED, HOST, RunSchedule
 
 #: Schedules decided at each epoch end on the host, from the epoch's numbers (not known in advance).
@@ -159,30 +158,29 @@ class TrainConfig:
     schedule: str = config_field("multistep", roles=[HASHED, PER_MEMBER], choices=lambda: SCHEDULES,
                                  help="learning-rate schedule (changes at epoch boundaries)")
     milestones: list[int] = config_field(
-        roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("milestones"), items="epochs, e.g. 10,20",
+        roles=[HASHED, PER_MEMBER, SCHEDULE], items="epochs, e.g. 10,20",
         help="decay epochs of the multistep schedule", default_factory=lambda: [10, 20])
     gamma: float = config_field(
         0.1, roles=[HASHED, PER_MEMBER, SCHEDULE],
-        schedules=readers_of("gamma"),
         help="decay factor of the multistep, step, exponential, auto, plateau and train_acc schedules")
-    step_size: int = config_field(10, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("step_size"),
+    step_size: int = config_field(10, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                   help="epochs between decays of the step schedule")
-    eta_min: float = config_field(0.0, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("eta_min"),
+    eta_min: float = config_field(0.0, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                   help="final learning rate of the cosine schedule")
-    max_decays: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("max_decays"),
+    max_decays: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                           help="most decays of the auto and plateau schedules (none: unlimited)")
-    auto_window: int = config_field(5, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("auto_window"),
+    auto_window: int = config_field(5, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                     help="auto schedule: epochs of training loss it compares (>= 3)")
-    auto_fraction: float = config_field(0.1, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("auto_fraction"),
+    auto_fraction: float = config_field(0.1, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                         help="auto schedule: decay when the loss fell by less than this fraction")
-    auto_min_stage: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("auto_min_stage"),
+    auto_min_stage: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                               help="auto schedule: fewest epochs between decays (none: the window)")
-    plateau_patience: int = config_field(3, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("plateau_patience"),
+    plateau_patience: int = config_field(3, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                          help="plateau schedule: epochs without improvement before a decay")
-    plateau_threshold: float = config_field(0.01, roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("plateau_threshold"),
+    plateau_threshold: float = config_field(0.01, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                             help="plateau schedule: relative improvement that counts")
     decay_train_acc: list[float] = config_field(
-        roles=[HASHED, PER_MEMBER, SCHEDULE], schedules=readers_of("decay_train_acc"), items="accuracies, e.g. 0.9,0.99",
+        roles=[HASHED, PER_MEMBER, SCHEDULE], items="accuracies, e.g. 0.9,0.99",
         help="train_acc schedule: decay when the training accuracy first reaches each of these",
         default_factory=list)
     # run

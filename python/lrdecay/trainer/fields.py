@@ -21,7 +21,8 @@ Roles:
     may differ between the members of one stacked model (each member has its own data draw, optimizer,
     schedule and bookkeeping); every other field must be equal across the members.
 ``SCHEDULE``
-    a parameter of the LR schedules named in the field's ``schedules``.
+    a parameter of an LR schedule; which schedules read it is declared once, in
+    :mod:`lrdecay.optim.registry`, and :func:`check_roles` holds the two against each other.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
+
+from lrdecay.optim.registry import readers_of
 
 __all__ = ["HASHED", "UNHASHED", "OBSERVATION", "DATA", "PER_MEMBER", "SCHEDULE", "ROLES", "config_field",
            "fields_with", "roles_of", "schedule_fields", "FlagSpec", "flag_specs", "no_flag_reasons", "check_roles"]
@@ -48,7 +51,6 @@ _KEY = "lrdecay"  # the metadata key of a field's declaration (other tools may a
 class _Declaration:
     roles: frozenset[str]
     help: str
-    schedules: tuple[str, ...]
     choices: Callable[[], Sequence[str]] | None
     items: str | None
     aliases: tuple[tuple[str, Any, str], ...]
@@ -60,7 +62,6 @@ def config_field(
     *,
     roles: Iterable[str],
     help: str,
-    schedules: Iterable[str] = (),
     choices: Callable[[], Sequence[str]] | None = None,
     items: str | None = None,
     aliases: Iterable[tuple[str, Any, str]] = (),
@@ -70,8 +71,7 @@ def config_field(
     """A dataclass field of a config with its declaration (see the module docstring).
 
     ``roles``: the field's roles, exactly one of ``HASHED`` / ``UNHASHED`` among them. ``help``: one line
-    (the ``lrdecay train --help`` text). ``schedules``: with ``SCHEDULE``, the schedules that read the
-    field. ``choices``: a function returning the accepted values (called when a parser is built, so the
+    (the ``lrdecay train --help`` text). ``choices``: a function returning the accepted values (called when a parser is built, so the
     modules that define them load late). ``items``: for a list field, what its comma-separated flag value
     holds, e.g. ``"epochs, e.g. 10,20"``. ``aliases``: extra flags ``(option, value, help)`` that set
     the field to a fixed value (``--full-batch``: ``batch_size=None``). ``no_flag``: why the field has no
@@ -83,12 +83,9 @@ def config_field(
         raise ValueError(f"roles must be among {sorted(ROLES)}, got {unknown}")
     if len(roles & {HASHED, UNHASHED}) != 1:
         raise ValueError(f"roles must hold exactly one of {HASHED!r} and {UNHASHED!r}, got {sorted(roles)}")
-    schedules = tuple(schedules)
-    if (SCHEDULE in roles) != bool(schedules):
-        raise ValueError("a field has schedules exactly when it has the schedule role")
     if not help or not help.strip():
         raise ValueError("help must be a non-empty line")
-    decl = _Declaration(roles, help, schedules, choices, items, tuple(aliases), no_flag)
+    decl = _Declaration(roles, help, choices, items, tuple(aliases), no_flag)
     kw: dict[str, Any] = {"metadata": {_KEY: decl}}
     if default_factory is not None:
         kw["default_factory"] = default_factory
@@ -105,9 +102,13 @@ def _declaration(f: dataclasses.Field) -> _Declaration:
 
 
 def check_roles(cls: type) -> None:
-    """Raise TypeError naming the first field of dataclass ``cls`` made without :func:`config_field`."""
+    """Raise TypeError naming the first field of dataclass ``cls`` made without :func:`config_field`, or
+    whose ``SCHEDULE`` role disagrees with the schedule registry (the role exactly when a schedule reads
+    the field)."""
     for f in dataclasses.fields(cls):
-        _declaration(f)
+        if (SCHEDULE in _declaration(f).roles) != bool(readers_of(f.name)):
+            raise TypeError(f"config field {f.name!r}: the {SCHEDULE!r} role must be declared exactly when a "
+                            f"schedule of lrdecay.optim.registry reads the field (readers: {readers_of(f.name)})")
 
 
 def roles_of(cls: type, name: str) -> frozenset[str]:
@@ -128,9 +129,9 @@ def fields_with(cls: type, role: str) -> tuple[str, ...]:
 def schedule_fields(cls: type) -> dict[str, tuple[str, ...]]:
     """``{schedule: the fields it reads}`` over the fields with the ``SCHEDULE`` role."""
     out: dict[str, list[str]] = {}
-    for f in dataclasses.fields(cls):
-        for s in _declaration(f).schedules:
-            out.setdefault(s, []).append(f.name)
+    for name in fields_with(cls, SCHEDULE):
+        for s in readers_of(name):
+            out.setdefault(s, []).append(name)
     return {s: tuple(names) for s, names in out.items()}
 
 
