@@ -12,7 +12,7 @@ from lrdecay.cli import build_parser, main
 from lrdecay.data import pattern_dataset
 from lrdecay.trainer import TrainConfig, read_jsonl
 
-from support import run_cli, strip
+from support import run_cli, strip, train_args
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,15 +101,6 @@ def test_data_bad_arguments_write_nothing(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------- lrdecay train
 
 
-def _train_args(tmp_path, *extra):
-    rng = np.random.default_rng(0)
-    if not (tmp_path / "d.npz").exists():
-        np.savez(tmp_path / "d.npz", x=rng.normal(size=(90, 5)).astype(np.float32), y=rng.integers(0, 3, 90),
-                 n_classes=np.int64(3))
-    return ["train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--batch-size", "30", "--width", "8",
-            "--depth", "1", "--milestones", "2", "--optimizer", "torch", "--device", "cpu", "--no-ledger", *extra]
-
-
 def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, capsys):
     # Regression: bad arguments were found after output had begun; --device cuda left an empty folder.
     import torch
@@ -128,7 +119,7 @@ def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, c
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "--device cuda: CUDA is not available"))
     for extra, msg in cases:
-        args = _train_args(tmp_path, "--out", str(run))
+        args = train_args(tmp_path, "--out", str(run))
         i = args.index("--device") if extra[0] == "--device" else None
         if i is not None:
             del args[i : i + 2]
@@ -141,12 +132,12 @@ def test_train_bad_arguments_are_reported_before_anything_is_written(tmp_path, c
 @pytest.mark.slow
 def test_train_twice_into_one_folder_needs_resume_or_overwrite(tmp_path, capsys):
     run = tmp_path / "run"
-    assert run_cli(_train_args(tmp_path, "--out", str(run)), capsys)[0] == 0
+    assert run_cli(train_args(tmp_path, "--out", str(run)), capsys)[0] == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lrdecay-run"}
-    code, _, err = run_cli(_train_args(tmp_path, "--out", str(run), "--lr", "0.05"), capsys)
+    code, _, err = run_cli(train_args(tmp_path, "--out", str(run), "--lr", "0.05"), capsys)
     assert code == 2 and "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.name != ".lrdecay-run"} == before
-    assert run_cli(_train_args(tmp_path, "--out", str(run), "--lr", "0.05", "--overwrite"), capsys)[0] == 0
+    assert run_cli(train_args(tmp_path, "--out", str(run), "--lr", "0.05", "--overwrite"), capsys)[0] == 0
     assert TrainConfig.from_json(run / "config.json").lr == 0.05
 
 
@@ -157,7 +148,7 @@ def test_train_resume_takes_the_run_folder_and_its_config(tmp_path, capsys):
     from lrdecay.trainer import Trainer
 
     full, part = tmp_path / "full", tmp_path / "part"
-    assert run_cli(_train_args(tmp_path, "--out", str(full)), capsys)[0] == 0
+    assert run_cli(train_args(tmp_path, "--out", str(full)), capsys)[0] == 0
     # a run of the same config stopped after 2 of its 3 epochs (as Ctrl-C leaves it)
     cfg = TrainConfig.from_json(full / "config.json")
     stopped = Trainer(cfg, dataset=_load_npz_dataset(str(tmp_path / "d.npz")), test_sets={}, out_dir=part)

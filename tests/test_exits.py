@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pytest
 
 from lrdecay.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_MISSING, EXIT_STATUSES, EXIT_USAGE, build_parser
 from lrdecay.trainer import TrainConfig, Trainer, read_jsonl
-from support import run_cli
+from support import run_cli, train_args
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -158,13 +157,6 @@ def test_reproduce_with_a_failed_run_says_so_and_exits_runs_missing(tmp_path, mo
 
 
 # ---------------------------------------------------------------------------------------- train --resume A --out B
-def _train_args(tmp_path, *extra):
-    rng = np.random.default_rng(0)
-    if not (tmp_path / "d.npz").exists():
-        np.savez(tmp_path / "d.npz", x=rng.normal(size=(90, 5)).astype(np.float32), y=rng.integers(0, 3, 90),
-                 n_classes=np.int64(3))
-    return ["train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--batch-size", "30", "--width", "8",
-            "--depth", "1", "--milestones", "2", "--optimizer", "torch", "--device", "cpu", "--no-ledger", *extra]
 
 
 def _stoppedrun_cli(tmp_path, folder, epochs_done: int = 2):
@@ -185,7 +177,7 @@ def _stoppedrun_cli(tmp_path, folder, epochs_done: int = 2):
 def test_train_resume_into_a_folder_holding_another_run_is_refused(tmp_path, capsys):
     # It exited 0 and B's config, log, checkpoint and ledger then held A's run.
     a, b = tmp_path / "A", tmp_path / "B"
-    assert run_cli(_train_args(tmp_path, "--out", str(b), "--lr", "0.05"), capsys)[0] == EXIT_OK
+    assert run_cli(train_args(tmp_path, "--out", str(b), "--lr", "0.05"), capsys)[0] == EXIT_OK
     _stoppedrun_cli(tmp_path, a)
     before_a, before_b = _snapshot(a), _snapshot(b)
     code, out, err = run_cli(["train", "--resume", str(a), "--out", str(b), "--data", str(tmp_path / "d.npz")], capsys)

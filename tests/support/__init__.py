@@ -175,3 +175,13 @@ def run_cli(argv, capsys):
         code = e.code
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def train_args(tmp_path, *extra):
+    """``lrdecay train`` arguments for a 3-epoch run on a small random .npz (written once into ``tmp_path``)."""
+    rng = np.random.default_rng(0)
+    if not (tmp_path / "d.npz").exists():
+        np.savez(tmp_path / "d.npz", x=rng.normal(size=(90, 5)).astype(np.float32), y=rng.integers(0, 3, 90),
+                 n_classes=np.int64(3))
+    return ["train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--batch-size", "30", "--width", "8",
+            "--depth", "1", "--milestones", "2", "--optimizer", "torch", "--device", "cpu", "--no-ledger", *extra]
