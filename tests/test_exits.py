@@ -11,7 +11,7 @@ import pytest
 
 from lrdecay.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_MISSING, EXIT_STATUSES, EXIT_USAGE, build_parser
 from lrdecay.trainer import TrainConfig, Trainer, read_jsonl
-from support import run_cli, train_args
+from support import run_cli, toy_spec, train_args
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,20 +46,7 @@ def test_exit_statuses_are_distinct_and_documented():
 
 
 # ---------------------------------------------------------------------------------------- sweeps
-SPEC = """
-name = "exits"
-seeds = [0, 1]
-[base]
-preset = "toy"
-n_train = 200
-n_test = 50
-width = 8
-depth = 2
-epochs = 3
-milestones = [2]
-batch_size = 50
-device = "cpu"
-"""
+SPEC = toy_spec("exits", "[0, 1]", epochs=3, milestones="[2]")
 
 
 def _fail_after_first_checkpoint(monkeypatch, seed: int):

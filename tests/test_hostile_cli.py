@@ -12,27 +12,14 @@ import pytest
 
 from lrdecay.cli import EXIT_OK, EXIT_USAGE
 from lrdecay.trainer import TrainConfig, Trainer
-from support import run_cli
+from support import run_cli, toy_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = ["--preset", "toy", "--n-train", "200", "--n-test", "50", "--width", "8", "--depth", "2", "--epochs", "2",
         "--milestones", "1", "--batch-size", "50", "--device", "cpu"]
 
-SPEC = """
-name = "hostile"
-seeds = 1
-[base]
-preset = "toy"
-n_train = 200
-n_test = 50
-width = 8
-depth = 2
-epochs = 2
-milestones = [1]
-batch_size = 50
-device = "cpu"
-"""
+SPEC = toy_spec("hostile", "1")
 
 
 def _refused(argv, capsys, *needles):

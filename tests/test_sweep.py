@@ -15,7 +15,7 @@ from lrdecay.sweep import SpecError, load_sweep, run_sweep
 from lrdecay.sweep.spec import run_id
 from lrdecay.trainer import TrainConfig, Trainer, train
 
-from support import fused_configs, member_configs, strip, table, tiny
+from support import fused_configs, member_configs, strip, table, tiny, toy_spec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -241,27 +241,7 @@ def test_bad_arguments(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the CLI
-SPEC = """
-name = "cli"
-seeds = 2
-[base]
-preset = "toy"
-n_train = 200
-n_test = 50
-width = 8
-depth = 2
-epochs = 2
-milestones = [1]
-batch_size = 50
-device = "cpu"
-[[settings]]
-name = "decay"
-schedule = "multistep"
-[[settings]]
-name = "small"
-schedule = "constant"
-lr = 0.01
-"""
+SPEC = toy_spec("cli", "2", tail='[[settings]]\nname = "decay"\nschedule = "multistep"\n[[settings]]\nname = "small"\nschedule = "constant"\nlr = 0.01\n')
 
 
 def test_cli_sweep(tmp_path, capsys):

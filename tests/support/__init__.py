@@ -185,3 +185,10 @@ def train_args(tmp_path, *extra):
                  n_classes=np.int64(3))
     return ["train", "--data", str(tmp_path / "d.npz"), "--epochs", "3", "--batch-size", "30", "--width", "8",
             "--depth", "1", "--milestones", "2", "--optimizer", "torch", "--device", "cpu", "--no-ledger", *extra]
+
+
+def toy_spec(name: str, seeds: str, *, epochs: int = 2, milestones: str = "[1]", tail: str = "") -> str:
+    """The TOML text of a small sweep spec on the toy preset (``seeds``: its TOML value, e.g. ``"2"`` or
+    ``"[0, 1]"``), each line on its own so tests can replace one; ``tail`` is appended (settings, grid)."""
+    return (f'name = "{name}"\nseeds = {seeds}\n[base]\npreset = "toy"\nn_train = 200\nn_test = 50\nwidth = 8\n'
+            f'depth = 2\nepochs = {epochs}\nmilestones = {milestones}\nbatch_size = 50\ndevice = "cpu"\n{tail}')
