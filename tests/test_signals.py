@@ -100,6 +100,14 @@ def _wait_gone(pids, timeout: float = 60) -> set[int]:
     return _alive(pids)
 
 
+def _kill_group(proc) -> None:
+    """Kill whatever is left of the process group ``proc`` leads (the test's cleanup, whatever it asserted)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _sweep(tmp_path) -> subprocess.Popen:
     (tmp_path / "s.toml").write_text(SPEC)
     proc = _lrdecay(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "sw"), "--executor", "process",
@@ -118,10 +126,7 @@ def test_workers_die_with_a_sigkilled_driver(tmp_path):
         proc.wait()
         assert _wait_gone(family) == set(), "processes outlived the driver"
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc)
 
 
 def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
@@ -137,10 +142,7 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
         assert "interrupted" in (tmp_path / "stderr").read_text()
         assert _wait_gone(family) == set(), "processes outlived the driver"
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc)
     res = load_sweep(tmp_path / "sw")
     stopped = [o for o in res if o.status == "partial"]
     assert len(stopped) >= 2 and not res.failed  # each running run checkpointed where it stopped
@@ -160,8 +162,5 @@ def test_sigterm_stops_train_like_ctrl_c(tmp_path):
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=300) == EXIT_INTERRUPTED
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc)
     assert "interrupted" in (tmp_path / "stderr").read_text() and (out / "checkpoint.pt").exists()

@@ -240,18 +240,12 @@ class SweepSpec:
     @classmethod
     def from_configs(cls, configs: Iterable[TrainConfig], *, name: str = "runs") -> "SweepSpec":
         """A sweep of explicit configs (e.g. an experiment's runs). Repeated configs are one run."""
-        runs: dict[str, Run] = {}
+        configs = list(configs)
         for i, c in enumerate(configs):
             if not isinstance(c, TrainConfig):
                 raise TypeError(f"runs[{i}] must be a TrainConfig, got {type(c).__name__}")
             c.validate()
-            r = Run.of(c)
-            runs.setdefault(r.id, r)
-        if not runs:
-            raise SpecError("the sweep has no runs (an empty list of configs)")
-        spec = cls(name=name, seeds=sorted({r.seed for r in runs.values()}))
-        spec._runs = list(runs.values())
-        return spec
+        return cls.from_runs((Run.of(c) for c in configs), name=name)
 
     @classmethod
     def from_runs(cls, runs: Iterable[Run], *, name: str = "runs") -> "SweepSpec":
@@ -263,7 +257,7 @@ class SweepSpec:
                 raise TypeError(f"runs[{i}] must be a Run, got {type(r).__name__}")
             out.setdefault(r.id, r)
         if not out:
-            raise SpecError("the sweep has no runs (an empty list of runs)")
+            raise SpecError("the sweep has no runs (an empty list)")
         spec = cls(name=name, seeds=sorted({r.seed for r in out.values()}))
         spec._runs = list(out.values())
         return spec
