@@ -20,9 +20,6 @@ what the images show), so CI runs it anyway; ``extra_info["data"]`` says which. 
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -33,6 +30,7 @@ from lrdecay.data.idx import mnist_family, write_mnist_family
 from lrdecay.images import DatasetNotFoundError
 from lrdecay.models import make_model
 from lrdecay.trainer import Trainer, TrainConfig
+from paired import alternate
 
 WIDTH, DEPTH, BATCH = 256, 2, 128
 
@@ -87,10 +85,8 @@ def test_epoch_trainer_vs_dataloader(benchmark, data_dir):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     loader = DataLoader(TorchvisionStyle(x, y, mean, std), batch_size=BATCH, shuffle=True)
     correct = np.zeros(n, bool)
-    plain_times, ours_times = [], []
 
     def plain_epoch():
-        t = time.perf_counter()
         model.train()
         for xb, yb, ib in loader:
             out = model(xb)
@@ -99,20 +95,9 @@ def test_epoch_trainer_vs_dataloader(benchmark, data_dir):
             loss.backward()
             opt.step()
             correct[ib.numpy()] = (out.argmax(1) == yb).numpy()
-        plain_times.append(time.perf_counter() - t)
 
-    def trainer_epoch():
-        t = time.perf_counter()
-        trainer.run_epoch()
-        ours_times.append(time.perf_counter() - t)
-
-    if benchmark.disabled:
-        plain_epoch()
-        benchmark(trainer_epoch)
-    else:
-        benchmark.pedantic(trainer_epoch, setup=plain_epoch, rounds=rounds, iterations=1)
+    plain_s, ours_s = alternate(benchmark, plain_epoch, trainer.run_epoch, rounds)
     assert trainer.history[-1]["presented"] == n
-    plain_s, ours_s = statistics.median(plain_times), statistics.median(ours_times)
     benchmark.extra_info.update(
         data=what, n=n, model=f"mlp {DEPTH}x{WIDTH} batchnorm", batch=BATCH, threads=torch.get_num_threads(),
         dataloader_s_per_epoch=plain_s, trainer_s_per_epoch=ours_s, speedup_vs_dataloader=plain_s / ours_s,

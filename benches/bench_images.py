@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import statistics
-import time
 import warnings
 
 import numpy as np
@@ -25,6 +23,7 @@ import torch
 from lrdecay.augment import ImagePipeline
 from lrdecay.data import cifar10
 from lrdecay.images import write_cifar
+from paired import alternate
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -53,27 +52,17 @@ def test_augment_batch_vs_per_image(benchmark):
     pipe = ImagePipeline(MEAN, STD, augment="crop+flip", padding=4)
     pipe.set_epoch(1)
     batches = [rng.choice(n, batch, replace=False) for _ in range(20)]
-    per_image, ours = [], []
 
     def baseline():
-        t = time.perf_counter()
         for idx in batches:
             _per_image_batch(x, idx, rng)
-        per_image.append((time.perf_counter() - t) / len(batches))
 
     def pipeline():
-        t = time.perf_counter()
         for idx in batches:
             i = torch.from_numpy(idx)
             pipe.train_batch(xt.index_select(0, i), i)
-        ours.append((time.perf_counter() - t) / len(batches))
 
-    if benchmark.disabled:
-        baseline()
-        benchmark(pipeline)
-    else:
-        benchmark.pedantic(pipeline, setup=baseline, rounds=5, iterations=1)
-    a, b = statistics.median(per_image), statistics.median(ours)
+    a, b = (t / len(batches) for t in alternate(benchmark, baseline, pipeline, 5))
     benchmark.extra_info.update(batch=batch, per_image_s_per_batch=a, pipeline_s_per_batch=b,
                                 speedup_vs_per_image=a / b, threads=torch.get_num_threads())
 
@@ -94,26 +83,16 @@ def test_read_cifar10_vs_plain_pickle(benchmark, tmp_path):
     x = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
     y = rng.integers(0, 10, n)
     folder = write_cifar(tmp_path, "cifar10", (x, y), (x[: n // 5], y[: n // 5]), [str(i) for i in range(10)])
-    plain, ours = [], []
 
     def baseline():
-        t = time.perf_counter()
         px, _ = _plain_read(folder)
-        plain.append(time.perf_counter() - t)
         assert px.shape == (n, 3, 32, 32)
 
     def read():
-        t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = cifar10(folder)
-        ours.append(time.perf_counter() - t)
         assert np.array_equal(ds.y, y)
 
-    if benchmark.disabled:
-        baseline()
-        benchmark(read)
-    else:
-        benchmark.pedantic(read, setup=baseline, rounds=3, iterations=1)
-    a, b = statistics.median(plain), statistics.median(ours)
+    a, b = alternate(benchmark, baseline, read, 3)
     benchmark.extra_info.update(n=n, plain_pickle_s=a, cifar10_s=b, ratio_vs_plain_pickle=a / b)

@@ -12,8 +12,6 @@ medians is ``extra_info["speedup_vs_plain_loop"]``. Under ``--benchmark-disable`
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -22,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lrdecay.models import MLP
 from lrdecay.trainer import Trainer, TrainConfig
+from paired import alternate
 
 FULL = dict(n=50_000, width=512, rounds=5)
 QUICK = dict(n=512, width=32, rounds=1)
@@ -87,25 +86,8 @@ def test_epoch_trainer_vs_plain_loop(benchmark):
     )
     trainer = Trainer(cfg, dataset=ds, test_sets={})
     plain = PlainLoop(ds, size["width"])
-    plain_times, ours_times = [], []
-
-    def plain_epoch():
-        t = time.perf_counter()
-        plain.epoch()
-        plain_times.append(time.perf_counter() - t)
-
-    def trainer_epoch():
-        t = time.perf_counter()
-        trainer.run_epoch()
-        ours_times.append(time.perf_counter() - t)
-
-    if benchmark.disabled:
-        plain_epoch()
-        benchmark(trainer_epoch)
-    else:
-        benchmark.pedantic(trainer_epoch, setup=plain_epoch, rounds=size["rounds"], iterations=1)
+    plain_s, ours_s = alternate(benchmark, plain.epoch, trainer.run_epoch, size["rounds"])
     assert trainer.history[-1]["presented"] == size["n"]
-    plain_s, ours_s = statistics.median(plain_times), statistics.median(ours_times)
     benchmark.extra_info.update(
         n=size["n"],
         width=size["width"],
