@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +34,6 @@ import warnings
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
@@ -44,11 +42,7 @@ from lrdecay.data import cifar10  # noqa: E402
 from lrdecay.images import write_cifar  # noqa: E402
 from lrdecay.models import CifarResNet  # noqa: E402
 from lrdecay.trainer import Trainer, TrainConfig  # noqa: E402
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from common import dataloader_epoch, time_epochs, write_json  # noqa: E402
 
 
 def generated_cifar(folder: str, n_train: int, n_test: int):
@@ -152,32 +146,9 @@ def dataloader_epoch_fn(ds, device, width, batch, workers):
     correct = np.zeros(n, bool)
 
     def epoch():
-        model.train()
-        loss_sum = 0.0
-        for xb, yb, ib in loader:
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            correct[ib.numpy()] = (out.argmax(1) == yb).cpu().numpy()
-            loss_sum += loss.item() * len(yb)
-        sched.step()
-        return loss_sum / n
+        return dataloader_epoch(model, loader, opt, sched, correct, device)
 
     return epoch, data.kind
-
-
-def time_epochs(fn, device, rounds):
-    times = []
-    for _ in range(rounds + 1):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times[1:]), times[0]  # the first epoch: worker start-up, warm-up, capture
 
 
 def timing(device, ds, *, width, batch, rounds, workers):
@@ -250,10 +221,7 @@ def main() -> int:
             ratio = tm.get(k.replace("_s", "_speedup_vs_dataloader"), 1.0)
             print(f"{k:<28}{tm[k]:>10.3f}{tm['n_train'] / tm[k]:>12.0f}{ratio:>14.2f}x"
                   f"{tm[k.replace('_s', '_first_epoch_s')]:>13.2f}")
-    out = os.environ.get("OUT")
-    if out:
-        with open(os.path.join(out, "check_images.json"), "w") as f:
-            json.dump(res, f, indent=2)
+    write_json("check_images", res)
     return 0 if all(p["ok"] for p in res["parity"]) else 1
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -35,13 +34,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 
 from lrdecay.trainer import Trainer, TrainConfig  # noqa: E402
 from lrdecay.trainer.logs import flatten_record  # noqa: E402
+from common import sync, time_epochs, write_json  # noqa: E402
 
 METRICS = ("train_loss", "train_acc", "memorized", "test.test.acc", "test.test.loss")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def member_configs(k: int, base: dict, *, host: bool = True) -> list[TrainConfig]:
@@ -107,23 +102,9 @@ def throughput(device: torch.device, k: int, n: int, width: int, rounds: int) ->
     cfgs = member_configs(k, base, host=False)
     # the sequential baseline: one solo run's epoch (CUDA graph, ledger on); 32 runs take 32x as long
     solo = Trainer(cfgs[0])
-    times = []
-    for _ in range(rounds + 1):
-        sync(device)
-        t = time.perf_counter()
-        solo.run_epoch()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    solo_s = statistics.median(times[1:])
+    solo_s, _ = time_epochs(solo.run_epoch, device, rounds)
     trainers, engine = stacked_trainers(cfgs)
-    times = []
-    for _ in range(rounds + 1):
-        sync(device)
-        t = time.perf_counter()
-        engine.run_epoch()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    stacked_s = statistics.median(times[1:])
+    stacked_s, _ = time_epochs(engine.run_epoch, device, rounds)
     return {"members": k, "n_train": n, "width": width, "solo_graph": solo.use_graph, "stacked_graph": engine.use_graph,
             "solo_epoch_s": solo_s, "stacked_epoch_s": stacked_s, "sequential_epoch_s": k * solo_s,
             "solo_samples_per_s": n / solo_s, "stacked_samples_per_s": k * n / stacked_s,
@@ -201,10 +182,7 @@ def main() -> int:
     o = res["optimizer"]
     print(f"StackedSGD step ({o['backend']}): {o['params']:,} params, {o['step_us']:.1f} us, {o['step_GBps']:.0f} GB/s "
           f"= {o['fraction_of_copy']:.0%} of copy ({o['copy_GBps']:.0f} GB/s)")
-    out = os.environ.get("OUT")
-    if out:
-        with open(os.path.join(out, "check_sweep.json"), "w") as f:
-            json.dump(res, f, indent=2)
+    write_json("check_sweep", res)
     return 0
 
 

@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
@@ -30,11 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 from lrdecay.data import pattern_dataset  # noqa: E402
 from lrdecay.models import MLP  # noqa: E402
 from lrdecay.trainer import Trainer, TrainConfig  # noqa: E402
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from common import dataloader_epoch, time_epochs, write_json  # noqa: E402
 
 
 def parity(device, n, width, epochs):
@@ -82,17 +75,7 @@ def plain_epoch_fn(ds, device, width):
     correct = np.zeros(n, bool)
 
     def epoch():
-        loss_sum = 0.0
-        for xb, yb, ib in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            correct[ib.numpy()] = (out.argmax(1) == yb).cpu().numpy()
-            loss_sum += loss.item() * len(yb)
-        sched.step()
+        return dataloader_epoch(model, loader, opt, sched, correct, device)
 
     return epoch
 
@@ -101,27 +84,13 @@ def timing(device, n, width, rounds):
     ds = pattern_dataset(n, preset="ps10", seed=0, label_noise=0.2)
     out = {}
     plain = plain_epoch_fn(ds, device, width)
-    times = []
-    for _ in range(rounds + 1):
-        sync(device)
-        t = time.perf_counter()
-        plain()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    out["plain_loop_s"] = statistics.median(times[1:])
+    out["plain_loop_s"], _ = time_epochs(plain, device, rounds)
     for name, graph in (("trainer_eager_s", False), ("trainer_graph_s", True)):
         cfg = TrainConfig(epochs=rounds + 1, batch_size=128, width=width, depth=3, device=str(device),
                           optimizer="fused", cuda_graph=graph, progress=False, plots=False)
         tr = Trainer(cfg, dataset=ds, test_sets={})
-        times = []
-        for _ in range(rounds + 1):
-            sync(device)
-            t = time.perf_counter()
-            tr.run_epoch()
-            sync(device)
-            times.append(time.perf_counter() - t)
-        out[name] = statistics.median(times[1:])  # the first epoch includes warm-up and capture
-        out[name.replace("_s", "_first_epoch_s")] = times[0]
+        # the first epoch includes warm-up and capture
+        out[name], out[name.replace("_s", "_first_epoch_s")] = time_epochs(tr.run_epoch, device, rounds)
     out["speedup_graph_vs_plain"] = out["plain_loop_s"] / out["trainer_graph_s"]
     out["target_s"] = 0.06
     return out
@@ -147,10 +116,7 @@ def main() -> int:
     for k in ("plain_loop_s", "trainer_eager_s", "trainer_graph_s"):
         print(f"{k:<28}{res['timing'][k]:>10.4f}")
     print(f"speedup graph vs plain: {res['timing']['speedup_graph_vs_plain']:.1f}x (target <= 0.06 s/epoch)")
-    out = os.environ.get("OUT")
-    if out:
-        with open(os.path.join(out, "check_trainer.json"), "w") as f:
-            json.dump(res, f, indent=2)
+    write_json("check_trainer", res)
     return 0 if res["parity"]["ok"] else 1
 
 
