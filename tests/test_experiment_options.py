@@ -45,7 +45,7 @@ def test_run_all_passes_one_options_value_to_the_runner(monkeypatch):
 def test_a_plan_holds_its_options_with_the_data_folder_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = experiments.plan(["stages", "complexity"], "tiny", seeds=[4], data="digits")
-    assert (plan.preset, plan.data, plan.data_dir) == ("tiny", "digits", None)
+    assert (plan.options.preset, plan.options.data, plan.options.data_dir) == ("tiny", "digits", None)
     assert plan.options == RunOptions(preset="tiny", seeds=[4], data="digits")
     assert plan.settings["stages"]["seeds"] == [4] and "complexity" in plan.skipped
     # the same plan from the runner given the options value

@@ -292,7 +292,7 @@ def _run_experiments(names, args) -> int:
     meta = {
         "preset": preset,
         "data": data,
-        "data_dir": plan.data_dir,
+        "data_dir": plan.options.data_dir,
         "data_text": plan.data_info.describe() if plan.data_info else None,
         "seeds": seeds if seeds is not None else "preset default",
         "command": f"{args.command_line} --preset {preset}" + (f" --seeds {args.seeds}" if args.seeds else "")

@@ -315,21 +315,6 @@ class Plan:
     data_info: Any = None
 
     @property
-    def preset(self) -> str:
-        """The preset every experiment runs on."""
-        return self.options.preset
-
-    @property
-    def data(self) -> str | None:
-        """The real images by name (None: the pattern datasets)."""
-        return self.options.data
-
-    @property
-    def data_dir(self) -> str | None:
-        """The absolute folder holding the real images (None: pattern data, or none needed)."""
-        return self.options.data_dir
-
-    @property
     def runnable(self) -> list[Experiment]:
         """The experiments that run, in order."""
         return [e for e in self.experiments if e.name in self.settings]
@@ -469,7 +454,7 @@ def _run_plan(plan: Plan, *, t_start: float) -> dict[str, dict]:
     results = {}
     for e in plan.experiments:
         if e.name in plan.skipped:
-            results[e.name] = not_applicable_result(e, preset=plan.preset, data=plan.data,
+            results[e.name] = not_applicable_result(e, preset=plan.options.preset, data=plan.options.data,
                                                     reason=plan.skipped[e.name])
             log(f"  {e.name}: does not apply ({plan.skipped[e.name]})")
             continue
@@ -496,7 +481,7 @@ def _run_plan(plan: Plan, *, t_start: float) -> dict[str, dict]:
             "train_time": sum(outputs[k].wall_time for k in run_keys),
         }
         results[e.name] = finish_result(
-            e, preset=plan.preset, settings=s, seeds=s["seeds"], per_seed=per_seed, table=table, curves=curves,
+            e, preset=plan.options.preset, settings=s, seeds=s["seeds"], per_seed=per_seed, table=table, curves=curves,
             verdict=verdict, plots=plots, t0=t0, notes=notes, training=training,
         )
     log(f"experiments done in {time.perf_counter() - t_start:.0f} s")
