@@ -91,6 +91,7 @@ def test_derived_lists_equal_the_lists_they_replace():
                                         "n_test", "label_noise", "probe_groups", "seed", "classes"}
     assert {k: set(v) for k, v in _host_schedule_fields().items()} == {
         "auto": {"auto_window", "auto_fraction", "auto_min_stage", "max_decays"},
+        "auto_val": {"auto_window", "auto_fraction", "auto_min_stage", "max_decays"},
         "plateau": {"plateau_patience", "plateau_threshold", "max_decays"},
         "train_acc": {"decay_train_acc"}}
 
@@ -138,7 +139,8 @@ def test_each_schedule_reads_only_its_declared_fields(schedule):
 
     from lrdecay.trainer.schedule import RunSchedule
 
-    changes = {"train_acc": dict(decay_train_acc=[0.5]), "auto": dict(gamma=0.5), "plateau": dict(gamma=0.5)}
+    changes = {"train_acc": dict(decay_train_acc=[0.5]), "auto": dict(gamma=0.5),
+               "auto_val": dict(gamma=0.5, val_fraction=0.1), "plateau": dict(gamma=0.5)}
     cfg = TrainConfig(schedule=schedule, epochs=7, **changes.get(schedule, {}))
     rec = _Recorder(cfg)
     sched = RunSchedule(rec)

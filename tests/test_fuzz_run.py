@@ -76,6 +76,7 @@ _valid_fields = {
     "snapshot_epochs": st.lists(st.integers(1, 100), max_size=3),
     "seed": st.integers(0, 2**63 - 1), "device": st.sampled_from(["auto", "cpu", "cuda", "cuda:1"]),
     "eval_every": st.integers(1, 10), "checkpoint_every": st.integers(0, 10), "plots": st.booleans(),
+    "val_fraction": st.floats(0, 0.5),
 }
 _bad_fields = {
     "n_train": st.one_of(st.integers(max_value=0), not_an_int), "n_test": st.one_of(st.integers(max_value=-1), not_an_int),
@@ -92,6 +93,7 @@ _bad_fields = {
     "plateau_patience": st.one_of(st.integers(max_value=-1), not_an_int), "max_decays": st.one_of(st.integers(max_value=-1), st.just(1.5)),
     "decay_train_acc": st.sampled_from([[1.5], [0.5, 0.2], "0.5", [-0.1]]), "snapshot_epochs": st.sampled_from([[0], "1", [1.5]]),
     "classes": st.sampled_from([[0, 1], [3], "0,1"]),  # any classes without data (real images) is refused
+    "val_fraction": st.one_of(st.floats(0.5000001, 10), st.floats(max_value=-1e-12), not_finite),
 }
 
 
@@ -100,6 +102,8 @@ _bad_fields = {
 def test_train_config_valid_fields_round_trip(fields):
     if fields.get("schedule") == "train_acc" and not fields.get("decay_train_acc"):
         fields["decay_train_acc"] = [0.5]
+    if fields.get("schedule") == "auto_val" and not fields.get("val_fraction"):
+        fields["val_fraction"] = 0.1
     cfg = TrainConfig(**fields)
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -146,15 +150,17 @@ def test_train_tiny_runs(n, d, k, epochs, batch, drop_last, optimizer, schedule,
         data["y_clean"] = y.copy()
         data["flipped"] = rng.random(n) < 0.3
         data["y"] = np.where(data["flipped"], (y + 1) % k, y)
-    batch = min(batch, n)
+    fit = n - round(0.25 * n) if schedule == "auto_val" else n  # auto_val trains on the rest of a 25% split
+    batch = min(batch, fit)
     cfg = TrainConfig(epochs=epochs, batch_size=batch, drop_last=drop_last, optimizer=optimizer, schedule=schedule,
                       milestones=[1], ledger=ledger, width=4, depth=1, batchnorm=False, device="cpu", progress=False,
-                      plots=False, seed=seed, decay_train_acc=[0.5] if schedule == "train_acc" else [])
+                      plots=False, seed=seed, decay_train_acc=[0.5] if schedule == "train_acc" else [],
+                      val_fraction=0.25 if schedule == "auto_val" else 0.0)
     r = train(cfg, dataset=data)
     assert [h["epoch"] for h in r.history] == list(range(1, epochs + 1))
-    tail = 0 if drop_last else n % batch
+    tail = 0 if drop_last else fit % batch
     for e, h in enumerate(r.history):
-        assert h["presented"] == n - (n % batch) + tail
+        assert h["presented"] == fit - (fit % batch) + tail
         if not cfg.host_schedule:
             assert h["lr"] == pytest.approx(cfg.lr_at_epoch(e), rel=1e-6)
         assert 0 <= h["train_acc"] <= 1 and math.isfinite(h["train_loss"])

@@ -19,7 +19,7 @@ from lrdecay.trainer.fields import SCHEDULE, fields_with
 
 def test_the_config_accepts_exactly_the_registered_names_in_registry_order():
     assert config_mod.SCHEDULES == tuple(R.REGISTRY)
-    assert config_mod.HOST_SCHEDULES == R.host_names() == ("auto", "plateau", "train_acc")
+    assert config_mod.HOST_SCHEDULES == R.host_names() == ("auto", "auto_val", "plateau", "train_acc")
     assert R.device_names() == ("constant", "multistep", "step", "exponential", "cosine")
     for name, spec in R.REGISTRY.items():
         assert spec.name == name
@@ -36,7 +36,7 @@ def test_registry_fields_are_the_configs_schedule_fields():
         n: set(R.fields_of(n)) for n in R.REGISTRY if R.fields_of(n)}
     assert R.host_only_fields() == {"auto_window", "auto_fraction", "auto_min_stage", "max_decays",
                                     "plateau_patience", "plateau_threshold", "decay_train_acc"}
-    assert R.readers_of("gamma") == ("multistep", "step", "exponential", "auto", "plateau", "train_acc")
+    assert R.readers_of("gamma") == ("multistep", "step", "exponential", "auto", "auto_val", "plateau", "train_acc")
     assert R.readers_of("seed") == ()
 
 
@@ -54,7 +54,7 @@ class _Recorder:
 
 @pytest.mark.parametrize("name", list(R.REGISTRY))
 def test_each_spec_reads_only_its_fields(name):
-    cfg = TrainConfig(schedule=name, epochs=6, gamma=0.5, decay_train_acc=[0.5, 0.9], max_decays=2)
+    cfg = TrainConfig(schedule=name, epochs=6, gamma=0.5, decay_train_acc=[0.5, 0.9], max_decays=2, val_fraction=0.1)
     rec = _Recorder(cfg)
     spec = R.spec(name)
     opt = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=cfg.lr)

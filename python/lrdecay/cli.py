@@ -220,6 +220,9 @@ def _default_preset(device: str | None, data: str | None = None) -> str:
 REPORT_OUTPUTS = ("report.md", "results.json", "*.png", "runs", ".*.tmp")
 #: What ``regime`` writes into its folder.
 REGIME_OUTPUTS = ("sweep", "runs.jsonl", "table.csv", "selection.json", "regime_map.png", "REGIME.md", ".*.tmp")
+#: What ``regime --claims`` writes into its folder (CLAIMS.md is written by hand beside the generated files).
+CLAIMS_OUTPUTS = ("runs", "claims.csv", "selection.json", "C1.png", "C2.png", "C3.png", "C4.png", "C5.png", "C6.png",
+                  "C7.png", "C7-val.png", "holds.png", "CLAIMS_TABLES.md", "CLAIMS.md", ".*.tmp")
 
 
 def _run_experiments(names, args) -> int:
@@ -404,6 +407,48 @@ def _cmd_sweep_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regime_preregistration(args: argparse.Namespace, default):
+    """The packaged pre-registration ``default``, or the file ``--preregistration`` names."""
+    if args.preregistration is None:
+        return default
+    from lrdecay.experiments import prereg
+
+    if not os.path.isfile(args.preregistration):
+        raise ValueError(f"--preregistration {args.preregistration!r}: no such file")
+    return prereg.load(args.preregistration)
+
+
+def _cmd_claim_map(args: argparse.Namespace) -> int:
+    from lrdecay._outdir import OutputDir
+    from lrdecay.experiments import claim_map
+    from lrdecay.sweep import RunsMissing
+
+    if args.phase != "all":
+        raise ValueError("--claims runs both phases (phase 2's candidates come from phase 1): drop --phase")
+    pre = _regime_preregistration(args, claim_map.PREREGISTRATION)
+    out_dir = args.out or "docs/claims"
+    out = OutputDir(out_dir, kind="claims", resume=args.resume, overwrite=args.overwrite, outputs=CLAIMS_OUTPUTS)
+    try:
+        print(pre.describe(), flush=True)
+        sel = claim_map.run_map(out_dir, workers=args.workers, pre=pre)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are in {os.path.join(out_dir, claim_map.RUNS_DIR)}; the same command "
+              f"with --resume continues", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except RunsMissing as exc:
+        print(f"lrdecay regime --claims: {exc}\nno map written; the same command with --resume retries the missing "
+              f"runs and keeps the finished ones", file=sys.stderr)
+        return EXIT_RUNS_MISSING
+    finally:
+        out.release()
+    print(f"paper-like: {sel['paperlike'] or 'no setting meets the rule on every pilot seed'}")
+    print(f"claims-best (an existence test): {sel['claimsbest'] or 'no claim holds on every pilot seed anywhere'} "
+          f"({sel['claims_counted']} claims supported on every pilot seed)")
+    print(pre.describe())
+    print(f"claims.csv, maps and selection in {out_dir}")
+    return 0
+
+
 def _cmd_regime(args: argparse.Namespace) -> int:
     from lrdecay.experiments import regime
     from lrdecay.sweep import RunsMissing
@@ -412,14 +457,12 @@ def _cmd_regime(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.claims:
+        return _cmd_claim_map(args)
+    if args.out is None:
+        args.out = "docs/regime"
     phases = (1, 2) if args.phase == "all" else (int(args.phase),)
-    pre = regime.PREREGISTRATION
-    if args.preregistration is not None:
-        from lrdecay.experiments import prereg
-
-        if not os.path.isfile(args.preregistration):
-            raise ValueError(f"--preregistration {args.preregistration!r}: no such file")
-        pre = prereg.load(args.preregistration)
+    pre = _regime_preregistration(args, regime.PREREGISTRATION)
     regime.check_preregistration(pre)
     regime.check_phases(args.out, phases, pre)
     # the output-folder rule: a folder holding an earlier search needs --resume (or --overwrite)
@@ -595,8 +638,12 @@ def build_parser() -> argparse.ArgumentParser:
         "search's log, are read, not retrained), draw the regime map and pick the reproduction's presets by the "
         "premise alone (lrdecay.experiments.regime.CRITERION). Resumable.",
     )
-    rg.add_argument("--out", default="docs/regime", help="output folder (default: docs/regime); a folder that "
-                    "holds anything needs --resume or --overwrite")
+    rg.add_argument("--out", default=None, help="output folder (default: docs/regime, with --claims docs/claims); a "
+                    "folder that holds anything needs --resume or --overwrite")
+    rg.add_argument("--claims", action="store_true",
+                    help="the claim map instead (lrdecay/experiments/preregistered/claims.toml): every claim's rule "
+                    "outcome and effect size on every setting of its grid (pilot seeds), one heatmap per claim, "
+                    "claims.csv, and the paper-like and claims-best picks (lrdecay.experiments.claim_map)")
     rg.add_argument("--resume", action="store_true", help="continue the search in --out: its finished runs "
                     "(sweep/, runs.jsonl) are kept, the rest are trained, and the table, map and selection rewritten")
     rg.add_argument("--overwrite", action="store_true", help="delete what --out holds from an earlier search first")

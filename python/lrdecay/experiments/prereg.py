@@ -71,10 +71,12 @@ FORMAT = 1
 COMMITTED_SHA256: dict[str, str] = {
     "patterns": "8868677e4d4c57b7cb46911a10863cad2614ff97f7c190973b629a884c12318f",
     "fashion-mnist": "929bc57e85ed9da65f9c479beb16c0b398deede74f41bcf0dbc15ace32e1f863",
+    "claims": "6007095a5db4e4b99e7cea655bc4fd5da980d319a4310d56e51e48bf44a62ac9",
 }
 
 _DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preregistered")
-_TOP_KEYS = {"format", "name", "data", "document", "statement", "grid", "stages", "fixed", "seeds", "criterion"}
+_TOP_KEYS = {"format", "name", "data", "document", "statement", "grid", "stages", "fixed", "seeds", "criterion",
+             "experiments_preset"}
 _SEED_KEYS = {"pilot", "confirm", "held_out"}
 
 

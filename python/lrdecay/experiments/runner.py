@@ -53,6 +53,7 @@ __all__ = [
     "run_experiments",
     "execute",
     "runs_needed",
+    "train_requests",
     "torch_threads",
     "RunOptions",
 ]
@@ -418,34 +419,45 @@ def _check_stored_data(configs: Mapping[str, Any], run_dir: str | None) -> None:
                              f"use another output folder (--out) for other data")
 
 
-def _run_plan(plan: Plan, *, t_start: float) -> dict[str, dict]:
-    out_dir = plan.options.out_dir
-    settings = plan.settings
-    runnable = plan.runnable
-    run_dir = os.path.join(out_dir, "runs") if out_dir else None
+def train_requests(jobs: Mapping[Any, tuple[Experiment, Mapping[str, Any]]], *, run_dir: str | None,
+                   executor: str = "auto", workers: int | None = None, progress: bool = True
+                   ) -> tuple[dict[str, RunOutput], dict[tuple[Any, int], dict[str, str]]]:
+    """Train every run that ``jobs`` (``{job: (experiment, resolved settings)}``) need for each of their
+    settings' seeds, each distinct run once, in rounds until no job requests a new run (a run may depend on
+    another's outcome: GD decays where SGD had its decays). Returns ``(outputs, keys)``: ``{run key:
+    RunOutput}`` and ``{(job, seed): {label: run key}}``. Runs go through the sweep engine into ``run_dir``
+    (resumable; None: a temporary folder)."""
     outputs: dict[str, RunOutput] = {}
-    keys: dict[tuple[str, int], dict[str, str]] = {}
+    keys: dict[tuple[Any, int], dict[str, str]] = {}
     for _ in range(10):  # rounds of dependent runs (GD after SGD); 10 is far more than any experiment needs
         wanted: dict[str, Any] = {}
-        for e in runnable:
-            s = settings[e.name]
+        for job, (e, s) in jobs.items():
             for seed in s["seeds"]:
-                done = {label: outputs[k] for label, k in keys.get((e.name, seed), {}).items() if k in outputs}
+                done = {label: outputs[k] for label, k in keys.get((job, seed), {}).items() if k in outputs}
                 requested = e.runs(s, seed, done)
-                keys[(e.name, seed)] = {label: run_key(cfg) for label, cfg in requested.items()}
+                keys[(job, seed)] = {label: run_key(cfg) for label, cfg in requested.items()}
                 for cfg in requested.values():
                     k = run_key(cfg)
                     if k not in outputs:
                         wanted[k] = cfg
         if not wanted:
-            break
+            return outputs, keys
         realdata.check_configs(wanted.values())  # dependent runs too, before they train
         _check_stored_data(wanted, run_dir)
-        threads = torch_threads(settings[e.name] for e in runnable)
-        outputs.update(execute(wanted, run_dir=run_dir, executor=plan.options.executor,
-                               workers=plan.options.workers, threads=threads, progress=plan.options.progress))
-    else:  # pragma: no cover - an experiment kept asking for new runs
-        raise RuntimeError("experiments kept requesting new runs after 10 rounds")
+        threads = torch_threads(s for _e, s in jobs.values())
+        outputs.update(execute(wanted, run_dir=run_dir, executor=executor, workers=workers, threads=threads,
+                               progress=progress))
+    raise RuntimeError("experiments kept requesting new runs after 10 rounds")  # pragma: no cover
+
+
+def _run_plan(plan: Plan, *, t_start: float) -> dict[str, dict]:
+    out_dir = plan.options.out_dir
+    settings = plan.settings
+    runnable = plan.runnable
+    run_dir = os.path.join(out_dir, "runs") if out_dir else None
+    outputs, keys = train_requests({e.name: (e, settings[e.name]) for e in runnable}, run_dir=run_dir,
+                                   executor=plan.options.executor, workers=plan.options.workers,
+                                   progress=plan.options.progress)
 
     used_by: dict[str, set] = {}
     for (name, _seed), labels in keys.items():

@@ -119,6 +119,14 @@ _SPECS = (
         reads="train_loss",
     ),
     ScheduleSpec(
+        # the same test on the error of a held-out split of the training set (TrainConfig.val_fraction):
+        # the training loss keeps falling while noisy labels are memorized, the validation error does not
+        "auto_val", ("gamma", "auto_window", "auto_fraction", "auto_min_stage", "max_decays"),
+        host=lambda opt, cfg: AutoDecay(opt, gamma=cfg.gamma, window=cfg.auto_window, fraction=cfg.auto_fraction,
+                                        min_stage=cfg.auto_min_stage, max_decays=cfg.max_decays),
+        reads="val_error",
+    ),
+    ScheduleSpec(
         "plateau", ("gamma", "plateau_patience", "plateau_threshold", "max_decays"),
         host=_plateau, reads="train_loss",
     ),

@@ -73,6 +73,9 @@ class TrainConfig:
         label_noise: symmetric label-flip rate in [0, 1] for the training set, or None.
         probe_groups: also evaluate one probe test set per group (``groups=[name]``), so per-pattern test
             accuracy has its own samples.
+        val_fraction: carve this fraction of the training set (a seeded draw, observed labels) as a
+            validation split that is never trained on and is evaluated every epoch (record keys ``val`` and
+            ``val_error``); 0: none.
     Model (used when ``train`` is not given a model):
         model: one of :data:`lrdecay.models.MODEL_NAMES` (``"mlp"``, ``"cnn"``, ``"resnet20"``, ...); width, depth, activation, batchnorm as in
         :func:`lrdecay.models.make_model` (width/depth None: the model's default).
@@ -87,7 +90,8 @@ class TrainConfig:
             torch schedulers stepped per epoch.
             Decided on the host at each epoch end (no CUDA graph for these runs): ``auto``
             (:class:`lrdecay.schedules.AutoDecay` on the epoch's training loss: ``auto_window``,
-            ``auto_fraction``, ``auto_min_stage``), ``plateau`` (``torch.optim.lr_scheduler.ReduceLROnPlateau``
+            ``auto_fraction``, ``auto_min_stage``), ``auto_val`` (the same test on the validation error of
+            the ``val_fraction`` split), ``plateau`` (``torch.optim.lr_scheduler.ReduceLROnPlateau``
             on the training loss: ``plateau_patience``, relative ``plateau_threshold``) and ``train_acc``
             (:class:`lrdecay.schedules.AccuracyMilestones`: decay when the epoch's training accuracy first
             reaches each of ``decay_train_acc``). Each multiplies the LR by ``gamma``; ``auto`` and
@@ -135,6 +139,10 @@ class TrainConfig:
                                              help="symmetric label-flip rate of the training set, in [0, 1]")
     probe_groups: bool = config_field(False, roles=[HASHED, DATA, PER_MEMBER],
                                       help="also evaluate one probe test set per pattern group")
+    val_fraction: float = config_field(  # not DATA: the split is carved from the built set, in the trainer
+        0.0, roles=[HASHED],
+        help="carve this fraction of the training set (observed labels) as a validation split, never trained "
+             "on, evaluated every epoch (0: none; the auto_val schedule reads it)")
     # model
     model: str = config_field("mlp", roles=[HASHED], help="model", choices=_models)
     width: int | None = config_field(None, roles=[HASHED], help="hidden width (none: the model's)")
@@ -170,11 +178,11 @@ class TrainConfig:
     max_decays: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                           help="most decays of the auto and plateau schedules (none: unlimited)")
     auto_window: int = config_field(5, roles=[HASHED, PER_MEMBER, SCHEDULE],
-                                    help="auto schedule: epochs of training loss it compares (>= 3)")
+                                    help="auto, auto_val schedules: epochs of training loss it compares (>= 3)")
     auto_fraction: float = config_field(0.1, roles=[HASHED, PER_MEMBER, SCHEDULE],
-                                        help="auto schedule: decay when the loss fell by less than this fraction")
+                                        help="auto, auto_val schedules: decay when the loss fell by less than this fraction")
     auto_min_stage: int | None = config_field(None, roles=[HASHED, PER_MEMBER, SCHEDULE],
-                                              help="auto schedule: fewest epochs between decays (none: the window)")
+                                              help="auto, auto_val schedules: fewest epochs between decays (none: the window)")
     plateau_patience: int = config_field(3, roles=[HASHED, PER_MEMBER, SCHEDULE],
                                          help="plateau schedule: epochs without improvement before a decay")
     plateau_threshold: float = config_field(0.01, roles=[HASHED, PER_MEMBER, SCHEDULE],
@@ -251,6 +259,10 @@ class TrainConfig:
         if self.label_noise is not None:
             _float("label_noise", self.label_noise, 0.0, 1.0)
         _bool("probe_groups", self.probe_groups)
+        _float("val_fraction", self.val_fraction, 0.0, 0.5)
+        if self.schedule == "auto_val" and not self.val_fraction > 0:
+            raise ValueError("schedule='auto_val' reads the validation error: it needs val_fraction > 0 "
+                             f"(e.g. 0.1), got val_fraction={self.val_fraction}")
         _str("model", self.model)
         from lrdecay.models import ACTIVATIONS, MODEL_NAMES
 
@@ -305,7 +317,7 @@ class TrainConfig:
             _float(f"decay_train_acc[{i}]", a, 0.0, 1.0)
         if any(b <= a for a, b in zip(self.decay_train_acc, self.decay_train_acc[1:])):
             raise ValueError(f"decay_train_acc must be strictly increasing, got {self.decay_train_acc}")
-        if (self.schedule == "auto" or self.schedule == "plateau") and not 0 < self.gamma < 1:
+        if self.schedule in ("auto", "auto_val", "plateau") and not 0 < self.gamma < 1:
             raise ValueError(f"schedule={self.schedule!r} needs gamma in (0, 1), got {self.gamma}")
         if self.schedule == "train_acc" and not self.decay_train_acc:
             raise ValueError("schedule='train_acc' needs decay_train_acc: the training accuracies to decay at")

@@ -227,3 +227,27 @@ def _image_info(name: str, obj: Any, x) -> dict[str, Any]:
     if aug not in AUGMENTS:
         raise ValueError(f"{name}.default_augment must be one of {list(AUGMENTS)}, got {aug!r}")
     return {"mean": mean, "std": std, "default_augment": aug}
+
+
+def split_validation(data: DeviceData, fraction: float, seed: int) -> tuple[DeviceData, DeviceData]:
+    """``data`` split into a training part and a validation part of ``round(fraction · n)`` samples
+    (at least 1, at most n − 1), drawn by a permutation seeded with ``seed``; both keep the original order
+    and the observed (possibly noisy) labels, so the validation error measures the same task the model
+    trains on. Raises ValueError when ``data`` is too small to split."""
+    n = data.n
+    k = min(max(1, round(fraction * n)), n - 1)
+    if n < 2 or not 0 < fraction < 1:
+        raise ValueError(f"val_fraction={fraction} cannot split a training set of {n} samples")
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    in_val = torch.zeros(n, dtype=torch.bool)
+    in_val[torch.randperm(n, generator=gen)[:k]] = True
+
+    def part(mask: torch.Tensor, suffix: str) -> DeviceData:
+        idx = mask.nonzero().squeeze(1).to(data.y.device)
+        fields = {f: None if getattr(data, f) is None else getattr(data, f)[idx]
+                  for f in ("x", "y", "y_clean", "group", "flipped")}
+        digest = hashlib.sha1(f"{data.fingerprint}:{suffix}:{fraction!r}:{seed}".encode()).hexdigest()
+        return dataclasses.replace(data, name=f"{data.name}[{suffix}]", fingerprint=digest, **fields)
+
+    return part(~in_val, "train"), part(in_val, "val")

@@ -33,7 +33,7 @@ from lrdecay.trainer.build import build_optimizer, check_model, default_datasets
 from lrdecay.trainer.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, snapshot_path
 from lrdecay.trainer.config import DATA_FIELDS, TrainConfig
 from lrdecay.trainer.image_inputs import check_image_sets, make_pipeline
-from lrdecay.trainer.inputs import DeviceData, as_device_data
+from lrdecay.trainer.inputs import DeviceData, as_device_data, split_validation
 from lrdecay.trainer.logs import JsonlWriter, write_csv
 from lrdecay.trainer.record import EpochRecord, RunResult, decays_in, diverged_at
 from lrdecay.trainer.stats import build_ledger, epoch_statistics
@@ -139,6 +139,10 @@ class Trainer:
             if test_sets is None:
                 test_sets = default_tests
         self.data: DeviceData = as_device_data(dataset, self.device, name="dataset")
+        # the validation split is carved before anything reads the training set (steps, ledger, model check)
+        self.val_data: DeviceData | None = None
+        if cfg.val_fraction > 0:
+            self.data, self.val_data = split_validation(self.data, cfg.val_fraction, subseed(cfg.seed, "val"))
         self.test_data: dict[str, DeviceData] = {}
         for name, ds in (test_sets or {}).items():
             self.test_data[str(name)] = as_device_data(
@@ -302,6 +306,9 @@ class Trainer:
         ``time.perf_counter()`` at its start. Returns the record."""
         record: EpochRecord = {"epoch": self.epoch + 1, "step": self.step_count, "lr": lr}
         record.update(self._epoch_statistics())
+        if self.val_data is not None:  # every epoch: a host-side schedule may read it at this epoch's end
+            record["val"] = self.evaluate({"val": self.val_data})["val"]
+            record["val_error"] = 1.0 - record["val"]["acc"]
         if not np.isfinite(record["train_loss"]) and diverged_at(self.history) is None:
             warnings.warn(f"the training loss turned non-finite ({record['train_loss']}) in epoch {record['epoch']}: "
                           f"the run diverged (lr {lr:g} too large?); it trains on and writes its files, but its "

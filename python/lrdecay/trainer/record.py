@@ -43,7 +43,9 @@ class EpochRecord(TypedDict, total=False):
     ``lr`` (the LR the epoch used), ``presented``, ``train_loss``, ``train_acc``, ``time`` (seconds this
     epoch), ``elapsed`` (seconds so far). As the data allows: per-group and clean-label accuracies and the
     memorization measures of the epoch's own predictions. When evaluated: ``test`` (``{name:
-    EvalRecord}``) and ``train_eval``. Epoch-end callbacks may add keys of their own."""
+    EvalRecord}``) and ``train_eval``. With a validation split (``val_fraction``), every epoch: ``val``
+    (its EvalRecord, observed labels) and ``val_error`` (1 − its accuracy). Epoch-end callbacks may add
+    keys of their own."""
 
     epoch: int
     step: int
@@ -57,6 +59,8 @@ class EpochRecord(TypedDict, total=False):
     predicted_clean: float
     test: dict[str, EvalRecord]
     train_eval: EvalRecord
+    val: EvalRecord
+    val_error: float
     time: float
     elapsed: float
 
