@@ -17,6 +17,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any, Mapping, Sequence
 
+from lrdecay.experiments.base import MAP_PICKS
 from lrdecay.experiments.options import RunOptions
 
 __all__ = ["EXPERIMENTS", "NAMES", "PRESETS", "PRESET_NOTES", "IMAGE_PRESETS", "IMAGE_PRESET_NOTES", "MNIST_PRESET_NOTES",
@@ -34,8 +35,9 @@ NAMES = {
 }
 EXPERIMENTS = tuple(NAMES)
 
-#: The experiment presets: tiny (seconds, tests and CI), quick (the 2-core CPU), full (a GPU).
-PRESETS = ("tiny", "quick", "full")
+#: The experiment presets: tiny (seconds, tests and CI), quick (the 2-core CPU), full (a GPU), and the claim
+#: map's picks (:data:`lrdecay.experiments.base.MAP_PICKS`: the quick preset at another grid point).
+PRESETS = ("tiny", "quick", "full", *MAP_PICKS)
 #: The presets on real images, per data: tiny (a CPU smoke test), quick and full (one GPU; digits and the
 #: MNIST family: quick on a 2-core CPU, no full).
 IMAGE_PRESETS = {"digits": ("tiny", "quick"), "cifar10": PRESETS, "cifar100": PRESETS, "folder": PRESETS,

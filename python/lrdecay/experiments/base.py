@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from lrdecay.experiments.runner import config_from
 
-__all__ = ["BASE_PRESETS", "BASE_OPTIONS", "SCHEDULES", "base_runs", "snapshot_epochs", "describe", "stage_ends"]
+__all__ = ["BASE_PRESETS", "MAP_PICKS", "with_map_picks", "BASE_OPTIONS", "SCHEDULES", "base_runs", "snapshot_epochs", "describe", "stage_ends"]
 
 BASE_PRESETS: dict[str, dict[str, Any]] = {
     # seconds: for tests and CI (4-class toy data, a narrow MLP); its verdicts mean nothing
@@ -47,6 +47,23 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
         "seeds": [10, 11, 12, 13, 14], "device": "auto", "threads": None,
     },
 }
+
+#: The claim map's picks (docs/claims/selection.json, docs/regime/PREREGISTRATION.md) as presets of their
+#: own: the quick preset with the picked grid point's settings (lrdecay.experiments.claim_map.point_settings),
+#: exactly as the map ran it, on the quick preset's held-out seeds. Written after the map, before their
+#: held-out runs.
+MAP_PICKS: dict[str, dict[str, Any]] = {}
+
+
+def with_map_picks(presets: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``presets`` plus one preset per claim-map pick: ``presets["quick"]`` with the pick's settings."""
+    import copy
+
+    return {**presets, **{name: {**copy.deepcopy(dict(presets["quick"])), **copy.deepcopy(changes)}
+                          for name, changes in MAP_PICKS.items()}}
+
+
+BASE_PRESETS = with_map_picks(BASE_PRESETS)
 
 #: Settings keys of the base setting that are not TrainConfig fields.
 BASE_OPTIONS = {"lr_small": "the constant small LR of the `small` schedule"}

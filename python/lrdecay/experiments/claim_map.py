@@ -348,3 +348,27 @@ def run_map(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2), p
         json.dump(sel, f, indent=1, default=str)
     outputs.write_tables(rows, sel, os.path.join(out_dir, "CLAIMS_TABLES.md"), pre, words, COUNTED)
     return sel
+
+
+# ---------------------------------------------------------------------------------- reports side by side
+def verdict_effects(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per claim of a reproduction's ``results.json`` (its ``experiments``): the verdict and the main effect
+    of :data:`EFFECTS` per seed and its mean over the seeds that have it (``C7 val``: AutoDecay on the
+    validation error by C7's rule, when the report has that arm). For the README's table of regimes."""
+    exps = results.get("experiments", results)
+    out: dict[str, dict[str, Any]] = {}
+    for claim, name in CLAIMS.items():
+        r = exps.get(name)
+        if r is None:
+            continue
+        status = r["verdict"]["status"]
+        per_seed, seeds = r.get("per_seed") or {}, r.get("seeds") or []
+        rows = [{k: v[i] for k, v in per_seed.items() if i < len(v)} for i in range(len(seeds))]
+        epochs = (r.get("settings") or {}).get("epochs")
+        targets = [claim] + (["C7 val"] if claim == "C7" and "epochs_to_target_auto_val" in per_seed else [])
+        for c in targets:
+            effects_ = [effects(c, {**row, "epochs": epochs})[0] for row in rows] if status != "does not apply" else []
+            have = [e for e in effects_ if e is not None]
+            out[c] = {"status": status if c == claim else r["verdict"]["details"].get("auto_val_by_the_same_rule"),
+                      "effects": effects_, "effect": sum(have) / len(have) if have else None}
+    return out

@@ -67,6 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {**base.BASE_PRESETS["quick"], **_TARGET, "n_target_train": 10_000, "n_target_test": 5_000},
     "full": {**base.BASE_PRESETS["full"], **_TARGET, "n_target_train": 20_000, "n_target_test": 10_000},
 }
+PRESETS = base.with_map_picks(PRESETS)
 
 # Real images: n_target_* are capped at what the target holds (a held-out half of digits' test split has
 # ~180 images).

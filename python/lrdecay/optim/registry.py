@@ -71,6 +71,11 @@ def per_epoch(schedule: S.Schedule, *, steps_per_epoch: int, epochs: int) -> S.P
     return S.Piecewise([e * steps_per_epoch for e in range(1, epochs)], [schedule.lr_at(e) for e in range(epochs)])
 
 
+def _auto(opt, cfg):
+    return AutoDecay(opt, gamma=cfg.gamma, window=cfg.auto_window, fraction=cfg.auto_fraction,
+                     min_stage=cfg.auto_min_stage, max_decays=cfg.max_decays)
+
+
 def _lr_scheduler():
     import torch
 
@@ -114,17 +119,13 @@ _SPECS = (
     ),
     ScheduleSpec(
         "auto", ("gamma", "auto_window", "auto_fraction", "auto_min_stage", "max_decays"),
-        host=lambda opt, cfg: AutoDecay(opt, gamma=cfg.gamma, window=cfg.auto_window, fraction=cfg.auto_fraction,
-                                        min_stage=cfg.auto_min_stage, max_decays=cfg.max_decays),
-        reads="train_loss",
+        host=_auto, reads="train_loss",
     ),
     ScheduleSpec(
         # the same test on the error of a held-out split of the training set (TrainConfig.val_fraction):
         # the training loss keeps falling while noisy labels are memorized, the validation error does not
         "auto_val", ("gamma", "auto_window", "auto_fraction", "auto_min_stage", "max_decays"),
-        host=lambda opt, cfg: AutoDecay(opt, gamma=cfg.gamma, window=cfg.auto_window, fraction=cfg.auto_fraction,
-                                        min_stage=cfg.auto_min_stage, max_decays=cfg.max_decays),
-        reads="val_error",
+        host=_auto, reads="val_error",
     ),
     ScheduleSpec(
         "plateau", ("gamma", "plateau_patience", "plateau_threshold", "max_decays"),
