@@ -34,6 +34,22 @@ def _nan(v):
     return np.nan if v is None else v
 
 
+def test_stacked_members_with_a_validation_split_equal_their_solo_runs(tmp_path):
+    # members of one data key share one build of the data; each carves the same split from it (not a split
+    # of the split), trains on the rest and reads its validation error every epoch
+    base = TrainConfig(preset="ps10", n_train=900, n_test=200, label_noise=0.2, width=16, depth=2, epochs=5,
+                       batch_size=64, schedule="auto_val", val_fraction=0.1, auto_window=3, max_decays=1, seed=3,
+                       device="cpu", progress=False, plots=False)
+    cfgs = [base, base.replace(lr=0.05), base.replace(gamma=0.5)]
+    res = run_sweep(cfgs, tmp_path / "sw", executor="stack", progress=False)
+    assert res.complete
+    for c in cfgs:
+        out = res[c]
+        assert json.load(open(os.path.join(out.out_dir, "result.json")))["stacked"] == len(cfgs)
+        assert out.history[0]["presented"] == 810
+        assert strip(out.history) == strip(train(c).history), c
+
+
 def test_stacked_members_equal_their_solo_runs(tmp_path):
     # bitwise for optimizer="fused" members (the stacked step does FusedSGD's arithmetic, one thread);
     # optimizer="torch" members' solo runs use torch's fused CPU SGD kernel, whose scalar tail loop

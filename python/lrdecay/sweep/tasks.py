@@ -229,7 +229,7 @@ def execute_stacked(task: Task, store: SweepStore, *, on_epoch: EpochHook | None
             # the first member of a data key builds it; later ones take its device data as it is
             train_ds, tests = data[key] if key in data else Trainer.build_datasets(cfg)
             t = open_trainer(run, task, store, dataset=train_ds, test_sets=tests, on_epoch=on_epoch)
-            data.setdefault(key, (t.data, dict(t.test_data)))
+            data.setdefault(key, (t.built_data, dict(t.test_data)))
         except Exception:
             results[run.id] = RunRecord.failed(run.id, [], traceback.format_exc(), wall_time=time.perf_counter() - t0)
             store.write_result(run.id, results[run.id])

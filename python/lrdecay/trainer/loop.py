@@ -139,6 +139,9 @@ class Trainer:
             if test_sets is None:
                 test_sets = default_tests
         self.data: DeviceData = as_device_data(dataset, self.device, name="dataset")
+        #: the device data as built or given, before the validation split (what another run of the same
+        #: data key may share: it splits it again, the same way)
+        self.built_data: DeviceData = self.data
         # the validation split is carved before anything reads the training set (steps, ledger, model check)
         self.val_data: DeviceData | None = None
         if cfg.val_fraction > 0:
