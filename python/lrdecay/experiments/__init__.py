@@ -134,4 +134,13 @@ PRESET_NOTES: dict[str, list[str]] = {
         "The same setting as quick (the search's best overall was within the CPU cost limit), with a 10,000-sample "
         "test set and 5 held-out seeds (10–14); meant for one GPU.",
     ],
+    "claimsbest": [
+        "An existence test: is there a regime where the paper's account holds? The setting is the claim map's "
+        "claims-best pick (docs/claims/, docs/regime/PREREGISTRATION.md): of the 32 settings of the map's grid, "
+        "the one where the most claims were supported on each of the three pilot seeds (C1, C2, C4, C5; ties: "
+        "the largest minimum excess over the rules). Because it was chosen by verdicts, only its held-out "
+        "verdicts (seeds 10-12, never seen by the map) count.",
+        "Every other setting is the quick preset's (C2's GD subset and budget, C6's probe, C7's constants).",
+        "PyTorch runs one thread per worker process (two workers on the 2-core machine).",
+    ],
 }

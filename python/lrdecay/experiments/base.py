@@ -52,7 +52,12 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
 #: own: the quick preset with the picked grid point's settings (lrdecay.experiments.claim_map.point_settings),
 #: exactly as the map ran it, on the quick preset's held-out seeds. Written after the map, before their
 #: held-out runs.
-MAP_PICKS: dict[str, dict[str, Any]] = {}
+MAP_PICKS: dict[str, dict[str, Any]] = {
+    # claims-best (docs/claims/selection.json): C1, C2, C4, C5 supported on all three pilot seeds; the
+    # paper-like rule chose no setting (no grid point met it even on pilot seed 1000)
+    "claimsbest": {"width": 128, "n_train": 20_000, "label_noise": 0.0, "preset": "ps10", "weight_decay": 2e-3,
+                   "milestones": [10, 15], "epochs": 20},
+}
 
 
 def with_map_picks(presets: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
