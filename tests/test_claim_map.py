@@ -268,7 +268,7 @@ def test_regime_claims_maps_every_setting_picks_and_resumes_without_training(tmp
     sel = json.loads((out / "selection.json").read_text(encoding="utf-8"))
     assert sel["phase2_candidates"]["paper_like"]  # the test rule lets every setting through
     assert sel["paperlike"] in {r["setting"] for r in rows if r["seed"] == "1001"}
-    for name in ("C1", "C7-val", "holds"):
+    for name in ("C1", "C7-val", "holds", "paper_like"):
         assert (out / f"{name}.png").stat().st_size > 0
     runs = sorted(p.name for p in (out / "runs" / "runs").iterdir())
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "runs" / "runs").iterdir()}
@@ -292,3 +292,17 @@ def test_verdict_effects_of_the_committed_quick_report():
     assert v["C4"]["effect"] == pytest.approx(np.mean(np.subtract(mem["mem_eval_stage1_small"],
                                                                   mem["mem_eval_stage1_lrDecay"])))
     assert "C7 val" not in v  # that report predates the validation-error arm
+
+
+def test_claims_csv_round_trips_through_read_csv(tmp_path):
+    from lrdecay.experiments import claim_map_outputs as out
+
+    rows = [{**_row("a", 1000, supported=("C1",)), "width": 128, "n_train": 20000, "label_noise": 0.0,
+             "preset": "ps10", "stages": "10-5-5", "weight_decay": 0.002, "D_T": 0.81, "L_T": None,
+             "C1 effect": 4.5, "C2 effect": None}]
+    words = {c: w for c, (w, _f) in cm.EFFECTS.items()}
+    out.write_csv(rows, tmp_path / "claims.csv", cm.PREREGISTRATION, words)
+    (back,) = out.read_csv(tmp_path / "claims.csv")
+    assert back["seed"] == 1000 and back["width"] == 128 and back["D_T"] == 0.81 and back["L_T"] is None
+    assert back["C1"] == SUPPORTED and back["C1 effect"] == 4.5 and back["C1 excess"] == 0.1
+    assert back["C2 excess"] == -1.0 and back["C2 effect"] is None and back["paper_like_all"] is True

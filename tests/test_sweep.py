@@ -317,3 +317,23 @@ def test_host_side_schedules_and_snapshots_stack_like_solo_runs(tmp_path):
             for k, v in solo.snapshots[e].items():
                 assert torch.equal(snaps[e][k], v), (e, k)
     assert decayed == len(cfgs)  # every schedule did decay: the host decisions were exercised
+
+
+def test_the_plan_spreads_workers_over_stacks_by_training_cost(tmp_path):
+    # 15 long runs beside 3 + 3 short ones: both workers must get a share of the long ones (by run counts
+    # the long stack got one worker and the other idled once the short ones were done)
+    from lrdecay.sweep.spec import SweepSpec
+    from lrdecay.sweep.tasks import plan_tasks
+
+    long = [TrainConfig(n_train=50_000, epochs=30, width=64, seed=s, lr=lr) for s in range(5) for lr in (0.1, 0.05, 0.01)]
+    mid = [TrainConfig(n_train=50_000, epochs=30, width=64, seed=s, schedule="auto_val", val_fraction=0.1)
+           for s in range(3)]
+    short = [TrainConfig(n_train=5_000, epochs=30, width=64, seed=s) for s in range(3)]
+    runs = SweepSpec.from_configs(long + mid + short).runs()
+    tasks = plan_tasks(runs, str(tmp_path), stack=True, parallel=2)
+    sizes = sorted((len(t.runs) for t in tasks if t.runs[0].config.n_train == 50_000
+                    and t.runs[0].config.val_fraction == 0), reverse=True)
+    assert sizes == [8, 7]
+    costs = [sum(r.config.epochs * r.config.n_train for r in t.runs) for t in tasks]
+    assert costs == sorted(costs, reverse=True)  # largest first
+    assert sorted(r.id for t in tasks for r in t.runs) == sorted(r.id for r in runs)

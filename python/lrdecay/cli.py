@@ -222,7 +222,7 @@ REPORT_OUTPUTS = ("report.md", "results.json", "*.png", "runs", ".*.tmp")
 REGIME_OUTPUTS = ("sweep", "runs.jsonl", "table.csv", "selection.json", "regime_map.png", "REGIME.md", ".*.tmp")
 #: What ``regime --claims`` writes into its folder (CLAIMS.md is written by hand beside the generated files).
 CLAIMS_OUTPUTS = ("runs", "claims.csv", "selection.json", "C1.png", "C2.png", "C3.png", "C4.png", "C5.png", "C6.png",
-                  "C7.png", "C7-val.png", "holds.png", "CLAIMS_TABLES.md", "CLAIMS.md", ".*.tmp")
+                  "C7.png", "C7-val.png", "holds.png", "paper_like.png", "CLAIMS_TABLES.md", "CLAIMS.md", ".*.tmp")
 
 
 def _run_experiments(names, args) -> int:

@@ -344,6 +344,7 @@ def run_map(out_dir: str, *, workers: int = 2, phases: Sequence[int] = (1, 2), p
     words = {claim: w for claim, (w, _fn) in EFFECTS.items()}
     outputs.write_csv(rows, os.path.join(out_dir, "claims.csv"), pre, words)
     outputs.claim_maps(rows, out_dir, pre, words, COUNTED)
+    outputs.paper_like_map(rows, os.path.join(out_dir, "paper_like.png"), pre)
     with atomic_write(os.path.join(out_dir, "selection.json"), "w", encoding="utf-8") as f:
         json.dump(sel, f, indent=1, default=str)
     outputs.write_tables(rows, sel, os.path.join(out_dir, "CLAIMS_TABLES.md"), pre, words, COUNTED)

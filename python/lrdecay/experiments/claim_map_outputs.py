@@ -18,7 +18,7 @@ import numpy as np
 
 from lrdecay.experiments import prereg as _prereg
 
-__all__ = ["write_csv", "claim_maps", "axis_table", "write_tables"]
+__all__ = ["write_csv", "claim_maps", "paper_like_map", "axis_table", "write_tables", "read_csv"]
 
 _STATUS = ("supported", "inconclusive", "not supported", "does not apply")
 
@@ -129,6 +129,78 @@ def claim_maps(rows: Sequence[Mapping[str, Any]], out_dir: str, pre: _prereg.Pre
     path = os.path.join(out_dir, "holds.png")
     fig.savefig(path, dpi=110)
     return [*paths, path]
+
+
+def paper_like_map(rows: Sequence[Mapping[str, Any]], path: str, pre: _prereg.Preregistration) -> str:
+    """``paper_like.png``: how close each setting came to each condition of the paper-like rule (phase-1
+    seed), one panel per condition, ``*`` where the condition holds: the premise margin (≥ the premise's
+    margin), lrDecay's test-accuracy change over the last ``level_epochs`` epochs of stage 1 (|·| ≤ the
+    level tolerance), its clean training accuracy at the first milestone (≥ chance + share · (1 − chance)),
+    its stage-1 share of the final gain over chance, and the large LR's share of lrDecay's gain."""
+    from lrdecay.sweep.plots import heatmap
+
+    c = pre.criterion
+    ch = float(c["chance"])
+    rows_keys, cols_keys = _layout(pre)
+    cells = _cells(rows, pre.pilot_seeds)
+
+    def gain(a, b):
+        return None if a is None or b is None or b - ch <= 1e-9 else (a - ch) / (b - ch)
+
+    panels = [
+        ("premise margin: lrDecay − best constant LR", lambda r: r.get("margin"),
+         lambda v: v >= float(c["premise_margin"])),
+        (f"stage 1 levelled off: D(m1) − D(m1 − {c['level_epochs']})",
+         lambda r: None if r.get("D_m1") is None or r.get("D_m1_minus") is None else r["D_m1"] - r["D_m1_minus"],
+         lambda v: abs(v) <= float(c["level_tolerance"])),
+        ("clean train acc at m1", lambda r: r.get("Dtr_m1"),
+         lambda v: v >= ch + float(c["plateau_train_share"]) * (1 - ch)),
+        ("stage 1's share of the final gain", lambda r: gain(r.get("D_m1"), r.get("D_T")),
+         lambda v: v >= float(c["stage1_gain_share"])),
+        ("large LR's share of lrDecay's gain", lambda r: gain(r.get("L_T"), r.get("D_T")),
+         lambda v: v >= float(c["large_gain_share"])),
+    ]
+    fig = _figure(len(panels))
+    xlabels = [f"{pr}\nnoise {nz:g}\n{st}" for pr, nz, st in cols_keys]
+    ylabels = [f"w{w} n{n // 1000}k wd{wd:g}" for w, n, wd in rows_keys]
+    for k, (title, value, holds) in enumerate(panels):
+        grid = np.full((len(rows_keys), len(cols_keys)), np.nan)
+        marks = np.zeros_like(grid, dtype=bool)
+        for (rk, ck), rs in cells.items():
+            vals = [value(r) for r in rs if value(r) is not None]
+            if vals:
+                i, j = rows_keys.index(rk), cols_keys.index(ck)
+                grid[i, j] = float(np.mean(vals))
+                marks[i, j] = all(holds(v) for v in vals)
+        ax = fig.add_subplot(len(panels), 1, k + 1)
+        im = heatmap(ax, grid, xlabels, ylabels, cmap="viridis", vmin=float(np.nanmin(grid)) if np.isfinite(grid).any()
+                     else 0.0, vmax=float(np.nanmax(grid)) if np.isfinite(grid).any() else 1.0, fmt="{:+.2f}",
+                     marks=marks, fontsize=6, tick_fontsize=6)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title(f"{title} (* = holds)", fontsize=8)
+    fig.suptitle(f"How close each setting came to the paper-like rule (pilot seed {list(pre.pilot_seeds)})",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def read_csv(path: str) -> list[dict]:
+    """The rows of a ``claims.csv`` with numbers, booleans and empty cells (None; an excess: −inf) restored."""
+    import csv
+
+    def value(k, v):
+        if v == "":
+            return -math.inf if k.endswith("excess") else None
+        if v in ("True", "False"):
+            return v == "True"
+        try:
+            return int(v) if k in ("seed", "width", "n_train") else float(v)
+        except ValueError:
+            return v
+
+    with open(path, encoding="utf-8") as f:
+        return [{k: value(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def axis_table(rows: Sequence[Mapping[str, Any]], claim: str, pre: _prereg.Preregistration) -> list[dict]:

@@ -95,8 +95,9 @@ def plan_tasks(
     checkpoint_seconds: float = 30.0,
 ) -> list[Task]:
     """Split runs into tasks. With ``stack``, runs sharing a :func:`stack_key` form stacked groups of at
-    most ``max_members``, and a group is split further so that ``parallel`` workers all get work; other
-    runs are one task each. Largest tasks first (they bound the sweep's wall time)."""
+    most ``max_members``, and a group is split further so that ``parallel`` workers all get work (in
+    proportion to its share of the sweep's training cost, epochs × samples); other runs are one task each.
+    Largest tasks first (they bound the sweep's wall time)."""
     tasks: list[Task] = []
     if stack:
         groups: dict[str, list[Run]] = {}
@@ -104,18 +105,26 @@ def plan_tasks(
             key = stack_key(r.config) if stackable(r.config) else "solo:" + r.id
             groups.setdefault(key, []).append(r)
         n_groups = len(groups)
+        total = sum(_cost(r) for r in runs)
         for members in groups.values():
-            # spread the workers over the groups in proportion to their size
-            share = max(1, round(parallel * len(members) / max(1, len(runs)))) if n_groups > 1 else parallel
+            # spread the workers over the groups in proportion to their cost: by run counts, 15 long runs
+            # beside 6 short ones got one worker, and the other idled after the short ones
+            share = (max(1, round(parallel * sum(_cost(r) for r in members) / max(1, total)))
+                     if n_groups > 1 else parallel)
             n_chunks = max(math.ceil(len(members) / max_members), min(share, len(members)))
             for chunk in _split(members, n_chunks):
                 tasks.append(Task(list(chunk), out_dir, checkpoint_seconds, stacked=len(chunk) > 1))
     else:
         tasks = [Task([r], out_dir, checkpoint_seconds) for r in runs]
-    tasks.sort(key=lambda t: -t.epochs * max(1, t.runs[0].config.n_train))
+    tasks.sort(key=lambda t: -sum(_cost(r) for r in t.runs))
     for i, t in enumerate(tasks):
         t.index = i
     return tasks
+
+
+def _cost(run: Run) -> int:
+    """A run's training cost for planning: epochs × training samples."""
+    return run.config.epochs * max(1, run.config.n_train)
 
 
 def _split(items: Sequence, n: int) -> list[list]:
