@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lrdecay import experiments
-from lrdecay.experiments import common, runner
+from lrdecay.experiments import base, common, runner
 from lrdecay.experiments.common import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 STATUSES = {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE}
@@ -31,7 +31,9 @@ def test_registry_names_and_records():
         e = experiments.get(name)
         assert isinstance(e, runner.Experiment)
         assert e.name == name and e.claim == claim
-        assert set(e.presets) == {"tiny", "quick", "full"}
+        assert set(e.presets) == {"tiny", "quick", "full", *base.MAP_PICKS} == set(experiments.PRESETS)
+        for pick, changes in base.MAP_PICKS.items():  # a pick is the quick preset at the picked grid point
+            assert e.presets[pick] == {**e.presets["quick"], **changes}
         assert isinstance(e.rule, str) and len(e.rule) > 40 and e.verdict_keys
     with pytest.raises(ValueError, match="experiment must be one of"):
         experiments.get("nope")

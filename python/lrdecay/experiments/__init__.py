@@ -40,7 +40,7 @@ EXPERIMENTS = tuple(NAMES)
 PRESETS = ("tiny", "quick", "full", *MAP_PICKS)
 #: The presets on real images, per data: tiny (a CPU smoke test), quick and full (one GPU; digits and the
 #: MNIST family: quick on a 2-core CPU, no full).
-IMAGE_PRESETS = {"digits": ("tiny", "quick"), "cifar10": PRESETS, "cifar100": PRESETS, "folder": PRESETS,
+IMAGE_PRESETS = {"digits": ("tiny", "quick"), **{data: ("tiny", "quick", "full") for data in ("cifar10", "cifar100", "folder")},
                  **{data: ("tiny", "quick") for data in ("mnist", "fashion-mnist", "kmnist")}}
 
 
