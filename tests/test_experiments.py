@@ -95,12 +95,12 @@ def test_result_structure(tiny_results, name):
 @pytest.mark.slow
 def test_shared_runs_are_trained_once(tiny_results):
     results, out = tiny_results
-    # base runs: 3 schedules × 3 seeds; gd: SGD + GD × 3; autodecay: 2 extra arms × 3
+    # base runs: 3 schedules × 3 seeds; gd: SGD + GD × 3; autodecay: 3 extra arms (auto, auto_val, plateau) × 3
     runs = os.path.join(out, "runs", "runs")
-    assert len([d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d))]) == 9 + 6 + 6
+    assert len([d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d))]) == 9 + 6 + 9
     assert results["beliefs"]["training"]["shared_runs"] == 9
     assert results["gd"]["training"]["shared_runs"] == 0
-    assert results["autodecay"]["training"] == {**results["autodecay"]["training"], "runs": 9, "shared_runs": 3}
+    assert results["autodecay"]["training"] == {**results["autodecay"]["training"], "runs": 12, "shared_runs": 3}
 
 
 @pytest.mark.slow
