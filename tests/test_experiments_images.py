@@ -66,9 +66,10 @@ def test_digits_reproduce_runs_every_experiment_that_applies(digits_report):
         for p in r["plots"]:
             assert os.path.getsize(os.path.join(out, p)) > 1000
         assert "scikit-learn's digits" in r["setup"] and "ResNet-20" in r["setup"]
-    # base runs (3 schedules), gd (SGD + GD), autodecay (2 arms), transfer (its own 2 class-split runs): × 2 seeds
+    # base runs (3 schedules), gd (SGD + GD), autodecay (3 arms: auto, auto_val, plateau), transfer (its own 2
+    # class-split runs): × 2 seeds
     runs = os.path.join(out, "runs", "runs")
-    assert len([d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d))]) == 2 * (3 + 2 + 2 + 2)
+    assert len([d for d in os.listdir(runs) if os.path.isdir(os.path.join(runs, d))]) == 2 * (3 + 2 + 3 + 2)
     assert results["beliefs"]["training"]["shared_runs"] == 6
 
 
