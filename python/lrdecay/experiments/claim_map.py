@@ -196,23 +196,17 @@ def point_settings(point: Mapping[str, Any], pre: _prereg.Preregistration = PRER
 
 
 def _plan(point: Mapping[str, Any], seeds: Sequence[int], pre: _prereg.Preregistration):
-    """The point's experiments, planned on the quick preset (the point's settings as overrides)."""
+    """The point's experiments, planned on the pre-registration's experiments preset (the point's settings
+    as overrides; each experiment gets the keys it accepts)."""
+    from lrdecay.experiments.runner import _config_fields
+
     exps = [get(name) for name in CLAIMS.values()]
-    changes = point_settings(point, pre)
-    overrides = {}
-    for e in exps:
-        accepted = set(e.presets[str(pre.raw.get("experiments_preset", "quick"))]) | set(e.options)
-        overrides[e.name] = {k: v for k, v in changes.items() if k in accepted or k in _config_fields()}
     preset = str(pre.raw.get("experiments_preset", "quick"))
+    changes = point_settings(point, pre)
+    fields = _config_fields()
+    overrides = {e.name: {k: v for k, v in changes.items() if k in fields or k in e.presets[preset] or k in e.options}
+                 for e in exps}
     return plan_experiments(exps, RunOptions(preset=preset, seeds=list(seeds), overrides=overrides, progress=False))
-
-
-def _config_fields() -> set[str]:
-    import dataclasses
-
-    from lrdecay.trainer import TrainConfig
-
-    return {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def map_rows(out_dir: str, points: Sequence[Mapping[str, Any]], seeds: Sequence[int], *, workers: int = 2,
